@@ -1,0 +1,59 @@
+"""``gate verify [PATH]``: verify a checkout for a release pipeline."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from gate.cli.output import emit
+from gate.engine import Engine, GateRequest, SourceInfo, default_verifiers
+from gate.errors import UsageError
+from gate.policy import load_policy
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("verify", help="verify a source directory against a policy")
+    p.add_argument("path", nargs="?", default=".", help="source directory (default: .)")
+    p.add_argument("--policy", required=True, help="GatePolicy file (trusted; never from the source)")
+    p.add_argument("--revision", default="HEAD", help="Git revision to verify (default: HEAD)")
+    p.add_argument("--format", choices=("text", "json"), default="text", dest="fmt")
+    p.add_argument("--report", help="write the JSON report to this file")
+    p.add_argument(
+        "--manifests", help="write the pinned manifests here, only on allow ('-' for stdout)"
+    )
+    p.add_argument(
+        "--values", action="append", default=[], help="Helm values file (repeatable)"
+    )
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="no network except the configured registries and git remotes",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="also list passing checks")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.fmt == "json" and args.manifests == "-":
+        raise UsageError(
+            "--format json and --manifests - both want stdout",
+            hint="write the manifests to a file (--manifests out.yaml) or use --report for JSON",
+        )
+    path = Path(args.path)
+    if not path.is_dir():
+        raise UsageError(f"source path {path} is not a directory")
+    policy = load_policy(args.policy)
+    request = GateRequest(
+        source=SourceInfo(path=path, revision=args.revision),
+        values_files=tuple(Path(v) for v in args.values),
+        offline=args.offline,
+    )
+    result = Engine(policy, default_verifiers()).run(request)
+    return emit(
+        result,
+        fmt=args.fmt,
+        report_file=args.report,
+        manifests_file=args.manifests,
+        verbose=args.verbose,
+    )
