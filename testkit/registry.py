@@ -333,10 +333,18 @@ def _start_with_retries(
         _LIVE.discard(registry)
         if not _bind_failed(log_path) or time.monotonic() >= deadline:
             break
-    raise RegistryError(
-        f"docker-registry did not answer GET /v2/ within {timeout:.0f}s "
-        f"(exit code {proc.returncode}); its log:\n{registry.log()[-4000:]}"
+    raise RegistryError(_failure_message(proc, registry, timeout))
+
+
+def _failure_message(proc: subprocess.Popen[bytes], registry: Registry, timeout: float) -> str:
+    # We stopped it (SIGTERM/SIGKILL) only when it was still silent at the deadline.
+    stopped_by_us = proc.returncode in (-signal.SIGTERM, -signal.SIGKILL)
+    what = (
+        f"did not answer GET /v2/ within {timeout:.0f}s"
+        if stopped_by_us
+        else f"exited with code {proc.returncode} before answering GET /v2/"
     )
+    return f"docker-registry on {registry.host} {what}; its log:\n{registry.log()[-4000:]}"
 
 
 @contextlib.contextmanager
