@@ -267,7 +267,8 @@ class GitRepo:
         self.write_files(files)
 
     def status_porcelain(self) -> str:
-        return self.git("status", "--porcelain")
+        # Not via git(): its strip() would eat the leading status column.
+        return self.run("status", "--porcelain").stdout.decode().rstrip("\n")
 
     # -- verification through git's own code --------------------------------
 
