@@ -28,6 +28,12 @@ def sigstore_authority(tmp_path_factory: pytest.TempPathFactory) -> Authority:
 
 
 @pytest.fixture(scope="session")
+def sigstore_tsa_authority(tmp_path_factory: pytest.TempPathFactory) -> Authority:
+    """Like :func:`sigstore_authority`, plus an RFC 3161 timestamp authority in its root."""
+    return Authority.create(tmp_path_factory.mktemp("sigstore-tsa"), with_tsa=True)
+
+
+@pytest.fixture(scope="session")
 def sigstore_trusted_root(sigstore_authority: Authority) -> Path:
     """Path of the authority's ``trusted_root.json``."""
     return sigstore_authority.trusted_root_path
@@ -36,7 +42,7 @@ def sigstore_trusted_root(sigstore_authority: Authority) -> Path:
 @pytest.fixture(scope="session")
 def sigstore_verifier(sigstore_authority: Authority) -> Verifier:
     """The real sigstore-python verifier, trusting only the private authority."""
-    return Verifier(trusted_root=TrustedRoot.from_file(str(sigstore_authority.trusted_root_path)))
+    return verifier_for(sigstore_authority)
 
 
 @pytest.fixture
@@ -67,6 +73,11 @@ def sign_github_blob(
         )
 
     return sign
+
+
+def verifier_for(authority: Authority) -> Verifier:
+    """The real sigstore-python verifier trusting only ``authority``."""
+    return Verifier(trusted_root=TrustedRoot.from_file(str(authority.trusted_root_path)))
 
 
 def to_bundle(bundle: dict[str, Any]) -> Bundle:

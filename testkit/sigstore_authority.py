@@ -23,10 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import rfc8785
 from cryptography import x509
@@ -47,11 +47,13 @@ from testkit.sigstore_certs import (
     utc_now,
 )
 from testkit.sigstore_log import LogEntry, LogForgery, TransparencyLog, b64
+from testkit.sigstore_tsa import TimestampAuthority
 
 __all__ = [
     "BUNDLE_MEDIA_TYPE",
     "FORGERIES",
     "TRUSTED_ROOT_MEDIA_TYPE",
+    "TSA_FORGERIES",
     "Authority",
     "Forgery",
     "GitHubClaims",
@@ -110,11 +112,15 @@ class Forgery:
     other_issuer: str | None = None
     #: Certificate chains to a CA with the same names as the trusted one but other keys.
     untrusted_ca: bool = False
+    #: RFC 3161 timestamp (trusted TSA) an hour after the certificate expired; the log's
+    #: time stays valid. Needs ``with_tsa``; implies ``timestamp=True``.
+    timestamp_outside_validity: bool = False
 
 
 NO_FORGERY = Forgery()
 
-#: Every forgery by name, for parametrised negative tests of any verifier.
+#: Every forgery by name, for parametrised negative tests of any verifier (the TSA one is
+#: separate: it needs ``Authority.create(..., with_tsa=True)``).
 FORGERIES: dict[str, Forgery] = {
     "expired-certificate": Forgery(expired_certificate=True),
     "integrated-outside-validity": Forgery(integrated_outside_validity=True),
@@ -128,6 +134,9 @@ FORGERIES: dict[str, Forgery] = {
     ),
     "other-issuer": Forgery(other_issuer="https://issuer.evil.example"),
     "untrusted-ca": Forgery(untrusted_ca=True),
+}
+TSA_FORGERIES: dict[str, Forgery] = {
+    "timestamp-outside-validity": Forgery(timestamp_outside_validity=True),
 }
 
 
@@ -225,7 +234,7 @@ class Authority:
     ct_log: CTLog
     rekor: TransparencyLog
     created: datetime
-    tsa: Any = None
+    tsa: TimestampAuthority | None = None
     trusted_root_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -236,11 +245,7 @@ class Authority:
         """Mint every key and certificate, prefill the log, write ``trusted_root.json``."""
         directory.mkdir(parents=True, exist_ok=True)
         created = utc_now() - timedelta(days=1)
-        tsa = None
-        if with_tsa:
-            from testkit.sigstore_tsa import TimestampAuthority
-
-            tsa = TimestampAuthority.create(not_before=created)
+        tsa = TimestampAuthority.create(not_before=created) if with_tsa else None
         authority = cls(
             directory=directory,
             ca=CertificateAuthority.create(not_before=created),
@@ -463,6 +468,43 @@ class Authority:
         }
         return self._log("dsse", body, plan, forgery)
 
+    def _log_intoto(
+        self,
+        blob: bytes,
+        payload: bytes,
+        payload_type: str,
+        signature: bytes,
+        issued: Issued,
+        plan: _Plan,
+        forgery: Forgery,
+    ) -> LogEntry:
+        """Rekor ``intoto`` 0.0.2 as canonicalised by Rekor (``pkg/types/intoto/v0.0.2``):
+        the payload is dropped, ``sig`` is base64 of the envelope's base64 signature text,
+        ``publicKey`` base64 of the PEM, ``hash`` the SHA-256 of the submitted envelope."""
+        body = {
+            "apiVersion": "0.0.2",
+            "kind": "intoto",
+            "spec": {
+                "content": {
+                    "envelope": {
+                        "payloadType": payload_type,
+                        "signatures": [
+                            {
+                                "publicKey": b64(issued.certificate_pem.encode()),
+                                "sig": b64(b64(signature).encode()),
+                            }
+                        ],
+                    },
+                    "hash": {"algorithm": "sha256", "value": hashlib.sha256(blob).hexdigest()},
+                    "payloadHash": {
+                        "algorithm": "sha256",
+                        "value": hashlib.sha256(payload).hexdigest(),
+                    },
+                }
+            },
+        }
+        return self._log("intoto", body, plan, forgery)
+
     def _verification_material(
         self, issued: Issued, entry: LogEntry, signature: bytes, options: _SignOptions
     ) -> dict[str, Any]:
@@ -470,12 +512,13 @@ class Authority:
             "certificate": {"rawBytes": b64(_der(issued.certificate))},
             "tlogEntries": [entry.to_bundle()],
         }
-        if options.timestamp:
+        if options.timestamp or options.forgery.timestamp_outside_validity:
             if self.tsa is None:
                 raise RuntimeError("Authority.create(..., with_tsa=True) is needed for timestamps")
-            token = self.tsa.timestamp(
-                signature, at=datetime.fromtimestamp(entry.integrated_time, tz=self.created.tzinfo)
-            )
+            at = datetime.fromtimestamp(entry.integrated_time, tz=UTC)
+            if options.forgery.timestamp_outside_validity:
+                at = issued.certificate.not_valid_after_utc + timedelta(hours=1)
+            token = self.tsa.timestamp(signature, at=at)
             material["timestampVerificationData"] = {
                 "rfc3161Timestamps": [{"signedTimestamp": b64(token)}]
             }
@@ -583,6 +626,7 @@ class Authority:
         identity: str,
         issuer: str,
         predicate_type: str | None = None,
+        entry_kind: Literal["intoto", "dsse"] = "intoto",
         github: GitHubClaims | None = None,
         email: bool = False,
         key_type: KeyType = "p256",
@@ -592,7 +636,8 @@ class Authority:
         forgery: Forgery = NO_FORGERY,
     ) -> LegacyKeylessSignature:
         """``cosign attest`` (<= 2.x): the layer blob is the DSSE envelope, the signature is
-        over its PAE, the entry is ``dsse`` 0.0.1."""
+        over its PAE; the entry is ``intoto`` 0.0.2 (what cosign 2 uploads) or ``dsse``
+        0.0.1."""
         options = _SignOptions(github, email, key_type, issued, False, forgery)
         plan = self._plan(at, validity, forgery)
         cert = self._issue_for(identity, issuer, plan, options)
@@ -602,8 +647,11 @@ class Authority:
             "payload": b64(payload),
             "signatures": [{"keyid": "", "sig": b64(signature)}],
         }
-        entry = self._log_dsse(envelope, payload, signature, cert, plan, forgery)
         blob = json.dumps(envelope, separators=(",", ":")).encode()
+        if entry_kind == "intoto":
+            entry = self._log_intoto(blob, payload, payload_type, signature, cert, plan, forgery)
+        else:
+            entry = self._log_dsse(envelope, payload, signature, cert, plan, forgery)
         return LegacyKeylessSignature(blob, DSSE_MEDIA_TYPE, signature, cert, entry, predicate_type)
 
     def refresh_proof(self, bundle: dict[str, Any]) -> dict[str, Any]:

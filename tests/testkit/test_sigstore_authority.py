@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import rfc8785
@@ -18,10 +18,11 @@ from sigstore.errors import CertValidationError, VerificationError
 from sigstore.models import TrustedRoot
 from sigstore.verify import Verifier, policy
 
-from testkit.plugin_sigstore import GITHUB_ISSUER, to_bundle
+from testkit.plugin_sigstore import GITHUB_ISSUER, to_bundle, verifier_for
 from testkit.sigstore_authority import (
     FORGERIES,
     TRUSTED_ROOT_MEDIA_TYPE,
+    TSA_FORGERIES,
     Authority,
     GitHubClaims,
     LegacyKeylessSignature,
@@ -284,6 +285,41 @@ def test_forged_dsse_bundle_is_rejected(
         )
 
 
+# -- RFC 3161 timestamps ------------------------------------------------------------------
+
+
+def test_timestamped_bundles_verify(sigstore_tsa_authority: Authority) -> None:
+    verifier = verifier_for(sigstore_tsa_authority)
+    blob = to_bundle(
+        sigstore_tsa_authority.sign_blob(b"x", identity=EMAIL, issuer=GOOGLE, timestamp=True)
+    )
+    dsse = to_bundle(
+        sigstore_tsa_authority.sign_dsse(STATEMENT, identity=EMAIL, issuer=GOOGLE, timestamp=True)
+    )
+    # The token itself verifies against the TSA chain in the trust root (not only the log).
+    assert len(verifier._verify_timestamp_authority(blob)) == 1
+    assert len(verifier._verify_timestamp_authority(dsse)) == 1
+    identity = policy.Identity(identity=EMAIL, issuer=GOOGLE)
+    verifier.verify_artifact(b"x", blob, identity)
+    verifier.verify_dsse(dsse, identity)
+
+
+def test_timestamp_needs_a_tsa(sigstore_authority: Authority) -> None:
+    with pytest.raises(RuntimeError, match="with_tsa"):
+        sigstore_authority.sign_blob(b"x", identity=EMAIL, issuer=GOOGLE, timestamp=True)
+
+
+@pytest.mark.parametrize("name", sorted(TSA_FORGERIES))
+def test_forged_timestamp_is_rejected(name: str, sigstore_tsa_authority: Authority) -> None:
+    bundle = sigstore_tsa_authority.sign_blob(
+        b"x", identity=EMAIL, issuer=GOOGLE, forgery=TSA_FORGERIES[name]
+    )
+    with pytest.raises(CertValidationError, match="not valid at validation time"):
+        verifier_for(sigstore_tsa_authority).verify_artifact(
+            b"x", to_bundle(bundle), policy.Identity(identity=EMAIL, issuer=GOOGLE)
+        )
+
+
 # -- the legacy cosign form ---------------------------------------------------------------
 
 
@@ -332,12 +368,14 @@ def test_legacy_forged_set_fails_the_set_check(sigstore_authority: Authority) ->
         _verify_set(legacy, sigstore_authority.rekor_public_key)
 
 
-def test_legacy_attestation(sigstore_authority: Authority) -> None:
+@pytest.mark.parametrize("kind", ["intoto", "dsse"])
+def test_legacy_attestation(kind: Literal["intoto", "dsse"], sigstore_authority: Authority) -> None:
     legacy = sigstore_authority.sign_legacy_dsse(
         STATEMENT,
         identity=EMAIL,
         issuer=GOOGLE,
         predicate_type="https://slsa.dev/provenance/v1",
+        entry_kind=kind,
     )
     annotations = legacy.annotations()
     assert annotations["dev.cosignproject.cosign/signature"] == ""
@@ -348,3 +386,15 @@ def test_legacy_attestation(sigstore_authority: Authority) -> None:
     legacy.issued.certificate.public_key().verify(
         signature, pae(envelope["payloadType"], STATEMENT), ec.ECDSA(hashes.SHA256())
     )
+
+    body = json.loads(base64.b64decode(legacy.bundle["Payload"]["body"]))
+    assert body["kind"] == kind
+    if kind == "intoto":
+        content = body["spec"]["content"]
+        assert content["hash"]["value"] == hashlib.sha256(legacy.payload).hexdigest()
+        assert content["payloadHash"]["value"] == hashlib.sha256(STATEMENT).hexdigest()
+        logged = content["envelope"]["signatures"][0]
+        assert base64.b64decode(base64.b64decode(logged["sig"])) == signature
+        assert base64.b64decode(logged["publicKey"]).decode() == legacy.certificate_pem
+    else:
+        assert body["spec"]["payloadHash"]["value"] == hashlib.sha256(STATEMENT).hexdigest()
