@@ -53,6 +53,12 @@ def _ext(cert: x509.Certificate, arc: int) -> bytes:
     return value.value
 
 
+def _ec_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey:
+    key = cert.public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    return key
+
+
 def _leaf(bundle: dict[str, Any]) -> x509.Certificate:
     raw = bundle["verificationMaterial"]["certificate"]["rawBytes"]
     return x509.load_der_x509_certificate(base64.b64decode(raw))
@@ -109,8 +115,7 @@ def test_email_identity_and_p384_key(
     leaf = _leaf(bundle)
     san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.RFC822Name) == [EMAIL]
-    assert isinstance(leaf.public_key(), ec.EllipticCurvePublicKey)
-    assert leaf.public_key().curve.name == "secp384r1"
+    assert _ec_key(leaf).curve.name == "secp384r1"
     sigstore_verifier.verify_artifact(
         b"x", to_bundle(bundle), policy.Identity(identity=EMAIL, issuer=GOOGLE)
     )
@@ -250,6 +255,51 @@ EXPECTED_REJECTION: dict[str, tuple[type[Exception], str]] = {
 }
 
 
+#: Forgeries of the log evidence; every other forgery leaves the log evidence valid.
+LOG_FORGERIES = {
+    "set-signed-by-other-key",
+    "checkpoint-signed-by-other-key",
+    "inclusion-proof-mismatch",
+}
+
+
+def _log_evidence_is_valid(bundle: dict[str, Any], authority: Authority) -> bool:
+    """SET, inclusion proof and checkpoint, checked independently of sigstore-python."""
+    entry = bundle["verificationMaterial"]["tlogEntries"][0]
+    proof = entry["inclusionProof"]
+    body = base64.b64decode(entry["canonicalizedBody"])
+    root = base64.b64decode(proof["rootHash"])
+    key = authority.rekor_public_key
+    try:
+        key.verify(
+            base64.b64decode(entry["inclusionPromise"]["signedEntryTimestamp"]),
+            rfc8785.dumps(
+                {
+                    "body": entry["canonicalizedBody"],
+                    "integratedTime": int(entry["integratedTime"]),
+                    "logID": authority.rekor_log_id.hex(),
+                    "logIndex": int(entry["logIndex"]),
+                }
+            ),
+            ec.ECDSA(hashes.SHA256()),
+        )
+        note, signature_line = proof["checkpoint"]["envelope"].split("\n\n")
+        key.verify(
+            base64.b64decode(signature_line.split()[-1])[4:],
+            (note + "\n").encode(),
+            ec.ECDSA(hashes.SHA256()),
+        )
+    except InvalidSignature:
+        return False
+    return note.split("\n")[2] == proof["rootHash"] and verify_inclusion(
+        body,
+        int(proof["logIndex"]),
+        int(proof["treeSize"]),
+        [base64.b64decode(h) for h in proof["hashes"]],
+        root,
+    )
+
+
 def test_every_forgery_has_an_expected_rejection() -> None:
     assert set(EXPECTED_REJECTION) == set(FORGERIES)
 
@@ -262,13 +312,15 @@ def test_forged_blob_bundle_is_rejected(
     bundle = sigstore_authority.sign_blob(
         b"forged", identity=identity, issuer=GITHUB_ISSUER, forgery=FORGERIES[name]
     )
+    expected = policy.Identity(identity=identity, issuer=GITHUB_ISSUER)
     error, message = EXPECTED_REJECTION[name]
     with pytest.raises(error, match=message):
-        sigstore_verifier.verify_artifact(
-            b"forged",
-            to_bundle(bundle),
-            policy.Identity(identity=identity, issuer=GITHUB_ISSUER),
-        )
+        sigstore_verifier.verify_artifact(b"forged", to_bundle(bundle), expected)
+    # Otherwise valid: the log evidence holds unless it is what was forged ...
+    assert _log_evidence_is_valid(bundle, sigstore_authority) is (name not in LOG_FORGERIES)
+    # ... and the same call without the forgery verifies.
+    genuine = sigstore_authority.sign_blob(b"forged", identity=identity, issuer=GITHUB_ISSUER)
+    sigstore_verifier.verify_artifact(b"forged", to_bundle(genuine), expected)
 
 
 @pytest.mark.parametrize("name", sorted(FORGERIES))
@@ -348,7 +400,7 @@ def test_legacy_signature_annotations(sigstore_authority: Authority) -> None:
     ]
     cert.verify_directly_issued_by(chain[0])
     signature = base64.b64decode(annotations["dev.cosignproject.cosign/signature"])
-    cert.public_key().verify(signature, payload, ec.ECDSA(hashes.SHA256()))
+    _ec_key(cert).verify(signature, payload, ec.ECDSA(hashes.SHA256()))
 
     rekor = json.loads(annotations["dev.sigstore.cosign/bundle"])["Payload"]
     assert rekor["logID"] == sigstore_authority.rekor_log_id.hex()
@@ -383,7 +435,7 @@ def test_legacy_attestation(kind: Literal["intoto", "dsse"], sigstore_authority:
     _verify_set(legacy, sigstore_authority.rekor_public_key)
     envelope = json.loads(legacy.payload)
     signature = base64.b64decode(envelope["signatures"][0]["sig"])
-    legacy.issued.certificate.public_key().verify(
+    _ec_key(legacy.issued.certificate).verify(
         signature, pae(envelope["payloadType"], STATEMENT), ec.ECDSA(hashes.SHA256())
     )
 
