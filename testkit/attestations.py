@@ -302,7 +302,7 @@ _SSLIB_SCHEMES = {
 
 def sslib_key(pair: KeyPair) -> Any:
     """The securesystemslib public key (``SSlibKey``) of a gate.signing key pair."""
-    from securesystemslib.signer import SSlibKey
+    from securesystemslib.signer import SSlibKey  # type: ignore[attr-defined]
 
     from gate.signing import key_kind
 
@@ -311,7 +311,7 @@ def sslib_key(pair: KeyPair) -> Any:
 
 def sslib_signer(pair: KeyPair) -> Any:
     """A securesystemslib ``CryptoSigner`` over a gate.signing key pair."""
-    from securesystemslib.signer import CryptoSigner
+    from securesystemslib.signer import CryptoSigner  # type: ignore[attr-defined]
 
     return CryptoSigner(pair.private_key, sslib_key(pair))
 
