@@ -116,6 +116,21 @@ class Forgery:
     #: time stays valid. Needs ``with_tsa``; implies ``timestamp=True``.
     timestamp_outside_validity: bool = False
 
+    @property
+    def affects_certificate(self) -> bool:
+        """Whether the defect is in the certificate (so it cannot reuse an ``Issued``)."""
+        return any(
+            (
+                self.expired_certificate,
+                self.integrated_outside_validity,
+                self.sct_untrusted_log,
+                self.sct_over_other_data,
+                self.other_identity,
+                self.other_issuer,
+                self.untrusted_ca,
+            )
+        )
+
 
 NO_FORGERY = Forgery()
 
@@ -383,13 +398,15 @@ class Authority:
     # -- signing and logging --------------------------------------------------------
 
     def _plan(self, at: datetime | None, validity: timedelta, forgery: Forgery) -> _Plan:
+        """Fulcio issues at signing time and Rekor integrates right after; the time
+        forgeries move one of the two out of the other's window."""
         now = (at or utc_now()).replace(microsecond=0)
         not_before = now
         integrated = now
         if forgery.expired_certificate:
-            not_before = now - timedelta(hours=1)
+            not_before = now - validity - timedelta(minutes=5)
         if forgery.integrated_outside_validity:
-            integrated = now - timedelta(hours=1)
+            integrated = not_before - timedelta(hours=1)
         return _Plan(not_before, not_before + validity, int(integrated.timestamp()))
 
     def _issue_for(
@@ -400,6 +417,8 @@ class Authority:
         options: _SignOptions,
     ) -> Issued:
         if options.issued is not None:
+            if options.forgery.affects_certificate:
+                raise TypeError("certificate forgeries need a fresh certificate, not issued=")
             return options.issued
         return self.issue_certificate(
             identity,

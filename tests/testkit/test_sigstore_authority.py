@@ -202,6 +202,22 @@ def test_extension_encodings(sigstore_authority: Authority, github_claims: GitHu
     assert validity.total_seconds() == 600
 
 
+def test_one_certificate_signs_several_artifacts(
+    sigstore_authority: Authority, sigstore_verifier: Verifier
+) -> None:
+    issued = sigstore_authority.issue_certificate(EMAIL, GOOGLE)
+    first = sigstore_authority.sign_blob(b"one", identity=EMAIL, issuer=GOOGLE, issued=issued)
+    second = sigstore_authority.sign_dsse(STATEMENT, identity=EMAIL, issuer=GOOGLE, issued=issued)
+    assert _leaf(first) == _leaf(second) == issued.certificate
+    identity = policy.Identity(identity=EMAIL, issuer=GOOGLE)
+    sigstore_verifier.verify_artifact(b"one", to_bundle(first), identity)
+    sigstore_verifier.verify_dsse(to_bundle(second), identity)
+    with pytest.raises(TypeError, match="fresh certificate"):
+        sigstore_authority.sign_blob(
+            b"x", identity=EMAIL, issuer=GOOGLE, issued=issued, forgery=FORGERIES["untrusted-ca"]
+        )
+
+
 # -- the log ----------------------------------------------------------------------------
 
 
