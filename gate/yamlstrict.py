@@ -33,6 +33,7 @@ as a number, bool, null or date is quoted, so a round trip keeps types.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
@@ -49,6 +50,7 @@ __all__ = [
     "DEFAULT_MAX_DEPTH",
     "dump_all",
     "load_all",
+    "load_json",
 ]
 
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
@@ -413,6 +415,80 @@ def load_all(
     finally:
         loader.dispose()
     return out
+
+
+def load_json(
+    data: bytes | str,
+    *,
+    source: str,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> list[dict[str, Any]]:
+    """Load one JSON object (or list object) with the same rules as ``load_all``.
+
+    JSON files go through ``json``, not the YAML parser: JSON allows tabs
+    where YAML does not. Duplicate keys are refused here too (``json`` keeps
+    the last silently), and so are ``NaN``/``Infinity``, which are not JSON.
+    """
+    size = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
+    if size > max_bytes:
+        raise SizeLimitError(
+            f"{source}: {size} bytes of JSON, more than the limit of {max_bytes}",
+            reason="size-limit",
+        )
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                raise ManifestError(
+                    f"{source}: duplicate key {key!r}",
+                    reason="duplicate-key",
+                    found=f"key {key!r} twice in one object",
+                    expected="each key once per object",
+                    hint="remove one of them; JSON parsers disagree on which one wins",
+                )
+            out[key] = value
+        return out
+
+    def no_constant(name: str) -> Any:
+        raise ManifestError(f"{source}: {name} is not JSON", reason="invalid-yaml")
+
+    try:
+        value = json.loads(data, object_pairs_hook=pairs, parse_constant=no_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{source}: not valid JSON: {exc}", reason="invalid-yaml") from None
+    except RecursionError:
+        raise ManifestError(f"{source}: nesting too deep", reason="depth-limit") from None
+    if _depth(value) > max_depth:
+        raise ManifestError(
+            f"{source}: nesting deeper than {max_depth} levels", reason="depth-limit"
+        )
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        raise ManifestError(
+            f"{source}: the document is a {type(value).__name__}, not an object",
+            reason="not-an-object",
+            found=type(value).__name__,
+            expected="a mapping with apiVersion and kind",
+        )
+    out: list[dict[str, Any]] = []
+    _flatten(value, source, out)
+    return out
+
+
+def _depth(value: Any) -> int:
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(node, dict):
+            stack.extend((child, level + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, level + 1) for child in node)
+    return deepest
 
 
 # --- dumping ---------------------------------------------------------------
