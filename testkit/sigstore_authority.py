@@ -15,6 +15,14 @@ root written as ``trusted_root.json``
 - on request, the same material deliberately wrong in exactly one way (:class:`Forgery`),
   for the negative tests of every verifier.
 
+Usage::
+
+    authority = Authority.create(tmp_path)              # or the ``sigstore_authority`` fixture
+    bundle = authority.sign_blob(data, identity=EMAIL, issuer=ISSUER)
+    Verifier(trusted_root=TrustedRoot.from_file(str(authority.trusted_root_path)))
+        .verify_artifact(data, Bundle.from_json(json.dumps(bundle)), policy.Identity(...))
+    bad = authority.sign_blob(data, identity=EMAIL, issuer=ISSUER, forgery=FORGERIES["untrusted-ca"])
+
 Test-only: the gate never mints keyless material.
 """
 
@@ -628,7 +636,11 @@ class Authority:
         forgery: Forgery = NO_FORGERY,
     ) -> LegacyKeylessSignature:
         """``cosign sign`` (<= 2.x): a signature over the simplesigning ``payload`` and a
-        ``hashedrekord`` 0.0.1 entry, as the ``.sig`` layer annotations carry them."""
+        ``hashedrekord`` 0.0.1 entry, as the ``.sig`` layer annotations carry them.
+
+        The annotation carries only the SET, so the checkpoint and inclusion-proof
+        forgeries are visible only in ``.entry`` (what an online lookup would return).
+        """
         options = _SignOptions(github, email, key_type, issued, False, forgery)
         plan = self._plan(at, validity, forgery)
         cert = self._issue_for(identity, issuer, plan, options)

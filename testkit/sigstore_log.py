@@ -41,9 +41,15 @@ def _split(n: int) -> int:
 
 @dataclass
 class MerkleTree:
-    """Append-only list of leaf hashes with RFC 6962 tree hashes and audit paths."""
+    """Append-only list of leaf hashes with RFC 6962 tree hashes and audit paths.
+
+    Hashes of complete subtrees (power-of-two size) never change once their leaves exist,
+    so they are memoised: a root or an audit path then costs O(log n) fresh hashes and
+    a session that logs thousands of entries stays fast.
+    """
 
     leaves: list[bytes] = field(default_factory=list)
+    _complete: dict[tuple[int, int], bytes] = field(default_factory=dict, repr=False)
 
     def append(self, data: bytes) -> int:
         """Add a leaf; return its index."""
@@ -65,8 +71,13 @@ class MerkleTree:
     def _mth(self, start: int, n: int) -> bytes:
         if n == 1:
             return self.leaves[start]
+        if (start, n) in self._complete:
+            return self._complete[(start, n)]
         k = _split(n)
-        return node_hash(self._mth(start, k), self._mth(start + k, n - k))
+        digest = node_hash(self._mth(start, k), self._mth(start + k, n - k))
+        if n & (n - 1) == 0:
+            self._complete[(start, n)] = digest
+        return digest
 
     def audit_path(self, index: int, size: int | None = None) -> list[bytes]:
         """``PATH(index, D[0:size])``, bottom-up, as Rekor returns and verifiers expect."""
