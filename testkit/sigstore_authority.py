@@ -21,7 +21,8 @@ Usage::
     bundle = authority.sign_blob(data, identity=EMAIL, issuer=ISSUER)
     Verifier(trusted_root=TrustedRoot.from_file(str(authority.trusted_root_path)))
         .verify_artifact(data, Bundle.from_json(json.dumps(bundle)), policy.Identity(...))
-    bad = authority.sign_blob(data, identity=EMAIL, issuer=ISSUER, forgery=FORGERIES["untrusted-ca"])
+    bad = authority.sign_blob(data, identity=EMAIL, issuer=ISSUER,
+                              forgery=FORGERIES["untrusted-ca"])
 
 Test-only: the gate never mints keyless material.
 """
