@@ -28,6 +28,7 @@ import httpx
 import yaml
 
 from testkit.registry import Registry
+from testkit.tokenserver import Scope
 
 # --- media types ------------------------------------------------------------------------------
 
@@ -238,8 +239,9 @@ class OciClient:
 
     def _token(self, params: dict[str, str]) -> str:
         scope = params.get("scope", "")
-        if scope in self._tokens:
-            return self._tokens[scope]
+        key = Scope.normalise(scope)  # 2.8.2 lists actions in random order
+        if key in self._tokens:
+            return self._tokens[key]
         query = {k: v for k, v in (("service", params.get("service")), ("scope", scope)) if v}
         resp = httpx.get(
             params["realm"], params=query, auth=self._basic, timeout=self._http.timeout
@@ -250,7 +252,7 @@ class OciClient:
         token = body.get("token") or body.get("access_token")
         if not token:
             raise RuntimeError(f"token server answered without a token: {body}")
-        self._tokens[scope] = token
+        self._tokens[key] = str(token)
         return str(token)
 
     def request(
@@ -264,7 +266,8 @@ class OciClient:
         challenge = resp.headers.get("WWW-Authenticate", "")
         if resp.status_code == 401 and challenge.lower().startswith("bearer"):
             _, params = _parse_challenge(challenge)
-            self._tokens.pop(params.get("scope", ""), None)  # the cached one (if any) was refused
+            # The cached token (if any) was refused: it expired or lacks the scope.
+            self._tokens.pop(Scope.normalise(params.get("scope", "")), None)
             token = self._token(params)
             self._repo_token[repo] = token
             headers["Authorization"] = f"Bearer {token}"

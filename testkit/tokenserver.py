@@ -70,6 +70,16 @@ class Scope:
     def __str__(self) -> str:
         return f"{self.type}:{self.name}:{','.join(self.actions)}"
 
+    @classmethod
+    def normalise(cls, text: str) -> str:
+        """Actions sorted and deduplicated: distribution lists them in no fixed order
+        (``pull,push`` or ``push,pull``), so compare scopes in this form."""
+        try:
+            scope = cls.parse(text)
+        except ValueError:
+            return text
+        return str(cls(scope.type, scope.name, tuple(sorted(set(scope.actions)))))
+
 
 @dataclass(frozen=True)
 class TokenRequest:
@@ -178,11 +188,17 @@ class TokenServer:
             return list(self._requests)
 
     def count(self, *, scope: str | None = None, user: str | Literal["any"] | None = "any") -> int:
-        """Number of token requests, optionally only those naming ``scope`` / from ``user``."""
+        """Number of token requests, optionally only those naming ``scope`` / from ``user``.
+
+        Scopes compare with their actions in any order (``pull,push`` = ``push,pull``);
+        ``user=None`` counts anonymous requests.
+        """
+        wanted = None if scope is None else Scope.normalise(scope)
         return sum(
             1
             for r in self.requests
-            if (scope is None or scope in r.scopes) and (user == "any" or r.user == user)
+            if (wanted is None or wanted in {Scope.normalise(s) for s in r.scopes})
+            and (user == "any" or r.user == user)
         )
 
     def reset(self) -> None:
