@@ -208,3 +208,26 @@ def test_link_by_wrong_functionary_fails(chdir: Path, keys: dict) -> None:
     forged.dump(str(chain.link_paths["package"]))
     with pytest.raises(ThresholdVerificationError):
         in_toto_verify(chain.layout, chain.layout_key_dict, link_dir_path=str(chdir))
+
+
+def test_sign_statement_keyless_verifies_with_sigstore(
+    sigstore_authority, sigstore_verifier, github_claims
+) -> None:
+    from sigstore.verify import policy
+
+    from testkit.plugin_sigstore import GITHUB_ISSUER, to_bundle
+
+    build = att.GitHubBuild(repository="acme/app", ref=github_claims.source_repository_ref)
+    stmt = att.provenance_statement([att.subject("app", DIGEST)], build)
+    bundle = att.sign_statement_keyless(
+        stmt,
+        sigstore_authority,
+        identity=github_claims.identity,
+        issuer=GITHUB_ISSUER,
+        github=github_claims,
+    )
+    payload_type, payload = sigstore_verifier.verify_dsse(
+        to_bundle(bundle), policy.Identity(identity=github_claims.identity, issuer=GITHUB_ISSUER)
+    )
+    assert payload_type == IN_TOTO_PAYLOAD_TYPE
+    assert json.loads(payload) == stmt
