@@ -406,3 +406,15 @@ def test_forgery_copied_from_another_image(
     assert bundle == pushed.bundle
     payload = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
     assert payload["subject"][0]["digest"] == {"sha256": src.hex}
+
+
+def test_ed25519ph_key_signature(registry: Registry, repo_name: str) -> None:
+    # What cosign >= 2.5 writes for an Ed25519 key file.
+    pair = generate_key_pair(KeyKind.ED25519)
+    image = oci.push_image(registry, repo_name, "v1")
+    cosign.sign_image_legacy(
+        registry, repo_name, image.digest, key=Signer(pair.private_key, ed25519ph=True)
+    )
+    (layer,) = cosign.read_signature_layers(registry, repo_name, image.digest)
+    sig = base64.b64decode(layer.annotations["dev.cosignproject.cosign/signature"])
+    verify_signature(pair.public_key, sig, layer.data, ed25519ph=True)
