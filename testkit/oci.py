@@ -190,7 +190,9 @@ def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
 
 def _split_params(text: str) -> list[str]:
     """Split on commas outside quotes (scopes contain commas: ``pull,push``)."""
-    parts, current, quoted = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
     for ch in text:
         if ch == '"':
             quoted = not quoted

@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,12 @@ class Registry:
     def is_running(self) -> bool:
         return self.process.poll() is None
 
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         """Terminate (then kill) the registry and its token server; remove temp dirs. Idempotent."""
         _stop_process(self.process)
@@ -129,10 +135,16 @@ def _stop_process(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=STOP_TIMEOUT_S)
 
 
-def _die_with_parent() -> None:
-    """Run in the child before exec: get SIGTERM when the parent thread dies (Linux only)."""
-    pr_set_pdeathsig = 1
-    _LIBC.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+def _die_with_parent(libc: ctypes.CDLL, parent: int) -> Callable[[], None]:
+    """A pre-exec hook: the child gets SIGTERM when the parent thread dies (Linux only)."""
+
+    def hook() -> None:
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return hook
 
 
 def _load_libc() -> ctypes.CDLL | None:
@@ -146,13 +158,13 @@ def _load_libc() -> ctypes.CDLL | None:
 _LIBC = _load_libc()
 
 
-def _preexec() -> object:
+def _preexec() -> Callable[[], None] | None:
     """PDEATHSIG fires when the *thread* that forked exits, so use it only from the main thread."""
     if _LIBC is None or not hasattr(_LIBC, "prctl"):
         return None
     if threading.current_thread() is not threading.main_thread():
         return None
-    return _die_with_parent
+    return _die_with_parent(_LIBC, os.getpid())
 
 
 # --- configuration ----------------------------------------------------------------------------
@@ -221,7 +233,7 @@ def _spawn(config_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
             env=_clean_env(),
             close_fds=True,
-            preexec_fn=_preexec(),  # only a prctl call, see _die_with_parent
+            preexec_fn=_preexec(),  # only prctl and getppid, see _die_with_parent
         )
 
 
@@ -268,7 +280,9 @@ def start_registry(
     push, anonymous token requests get ``anonymous_actions`` (``()`` = nothing).
     """
     owns = tmpdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="gate-registry-")) if owns else Path(tmpdir)
+    workdir = (
+        Path(tmpdir) if tmpdir is not None else Path(tempfile.mkdtemp(prefix="gate-registry-"))
+    )
     workdir.mkdir(parents=True, exist_ok=True)
     storage = workdir / "storage"
     storage.mkdir(exist_ok=True)
@@ -327,7 +341,13 @@ def _start_with_retries(
             _owns_workdir=owns,
         )
         _LIVE.add(registry)
-        if _wait_ready(proc, registry.url, deadline):
+        try:
+            ready = _wait_ready(proc, registry.url, deadline)
+        except BaseException:  # e.g. Ctrl-C while waiting: leave nothing running
+            _stop_process(proc)
+            _LIVE.discard(registry)
+            raise
+        if ready:
             return registry
         _stop_process(proc)
         _LIVE.discard(registry)
