@@ -494,6 +494,8 @@ def sign_image_bundle(
     whose subject is the image digest; ``"message-signature"`` signs the
     simple-signing payload instead (the form other producers, e.g. Tekton
     Chains, store under the same predicate-type annotation).
+    ``created``: the ``org.opencontainers.image.created`` annotation; ``"now"``
+    stamps the current time as cosign does, ``None`` leaves it out (stable digests).
     """
     who = _signer(key, keyless)
     subject = _subject(target, repo, image)
