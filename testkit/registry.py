@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 import yaml
 
-from testkit.tokenserver import ALL_ACTIONS, TokenServer, start_token_server
+from testkit.tokenserver import ALL_ACTIONS, TokenField, TokenServer, start_token_server
 
 REGISTRY_BINARY = os.environ.get("GATE_TEST_REGISTRY_BINARY", "docker-registry")
 START_TIMEOUT_S = 20.0
@@ -269,6 +269,7 @@ def start_registry(
     anonymous_actions: Iterable[str] = ("pull",),
     user_actions: Iterable[str] = ALL_ACTIONS,
     token_ttl_seconds: int = 300,
+    token_field: TokenField = "both",
     timeout: float = START_TIMEOUT_S,
 ) -> Registry:
     """Start a registry on a free loopback port and wait until ``/v2/`` answers.
@@ -277,7 +278,9 @@ def start_registry(
     it and it is kept after stop (handy to inspect storage). Otherwise a fresh
     temporary directory is used and removed on stop.
     ``token_auth``: also start a token server; ``username``/``password`` may
-    push, anonymous token requests get ``anonymous_actions`` (``()`` = nothing).
+    push, anonymous token requests get ``anonymous_actions`` (``()`` = nothing);
+    ``token_field`` picks the JSON field(s) the token comes in (``token``,
+    ``access_token`` or ``both``), since clients must accept either.
     """
     owns = tmpdir is None
     workdir = (
@@ -294,6 +297,7 @@ def start_registry(
             anonymous_actions=anonymous_actions,
             user_actions=user_actions,
             ttl_seconds=token_ttl_seconds,
+            token_field=token_field,
         )
         root_bundle = auth.write_root_bundle(workdir / "token-root.pem")
     try:

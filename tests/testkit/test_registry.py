@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 import signal
@@ -14,6 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from testkit import registry as registry_mod
 from testkit.oci import OciClient, RegistryHTTPError, push_image
@@ -178,7 +184,10 @@ def test_wrong_password_is_refused_by_the_token_server(
 
 
 def test_anonymous_can_be_denied_everything(repo_name: str) -> None:
-    with running_registry(token_auth=True, anonymous_actions=()) as reg:
+    # Also: this token server answers with "access_token" only, which clients must accept.
+    with running_registry(token_auth=True, anonymous_actions=(), token_field="access_token") as reg:
+        assert reg.auth is not None
+        assert "token" not in reg.auth.handle("service=gate-test-registry", None)[1]
         push_image(reg, repo_name, "v1")
         with OciClient(reg.url) as anonymous, pytest.raises(RegistryHTTPError) as err:
             anonymous.get_manifest(repo_name, "v1")
@@ -198,3 +207,41 @@ def test_expired_token_is_refused(token_registry: Registry, repo_name: str) -> N
     assert httpx.get(url, headers={"Authorization": f"Bearer {good}"}).status_code == 404
     for token in (expired, wrong_aud):
         assert httpx.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_token_format_is_what_distribution_expects(token_registry: Registry) -> None:
+    """ES256 with x5c = [the root-bundle certificate], raw r||s signature, aud = service."""
+    auth = token_registry.auth
+    assert auth is not None
+    status, body = auth.handle(
+        f"service={auth.service}&scope=repository:a/b:pull,push&scope=repository:c:pull", None
+    )
+    assert status == 200
+    token = str(body["token"])
+    assert body["access_token"] == token
+    header_b64, claims_b64, sig_b64 = token.split(".")
+    header = json.loads(_b64url_decode(header_b64))
+    claims = json.loads(_b64url_decode(claims_b64))
+    assert header["alg"] == "ES256"
+    cert = x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0]))
+    assert cert == x509.load_pem_x509_certificate(
+        (token_registry.workdir / "token-root.pem").read_bytes()
+    )
+    sig = _b64url_decode(sig_b64)
+    assert len(sig) == 64
+    der = encode_dss_signature(int.from_bytes(sig[:32]), int.from_bytes(sig[32:]))
+    public_key = cert.public_key()
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    public_key.verify(der, f"{header_b64}.{claims_b64}".encode(), ec.ECDSA(hashes.SHA256()))
+    assert claims["aud"] == auth.service
+    assert claims["iss"] == auth.issuer
+    assert claims["nbf"] <= claims["iat"] < claims["exp"]
+    # Anonymous: pull only, and only what was asked for.
+    assert claims["access"] == [
+        {"type": "repository", "name": "a/b", "actions": ["pull"]},
+        {"type": "repository", "name": "c", "actions": ["pull"]},
+    ]
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
