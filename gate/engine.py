@@ -256,7 +256,9 @@ class Engine:
         # 5. Images.
         verified = self._verify_images(ctx, occurrences, report)
 
-        # 6. Decision and output.
+        # 6. Decision and output. Audit mode softens failures before the decision.
+        if spec.mode == "audit":
+            report.apply_audit_mode()
         if report.failures:
             return None
         if not spec.output.pin_digests:

@@ -133,7 +133,7 @@ def normalise_repository_pattern(pattern: str) -> str:
     ``docker.io/acme/app``; patterns whose first segment is a host (or a
     wildcard) are kept as written.
     """
-    first, sep, _ = pattern.partition("/")
+    first = pattern.partition("/")[0]
     if "*" in first or "?" in first:
         return pattern
     registry, path = _split_domain(pattern)

@@ -72,10 +72,14 @@ def run(args: argparse.Namespace) -> int:
     # Argo CD shows stderr in the UI: lead with the reasons, keep it short.
     report = result.report
     app = request.source.app_name or str(source_dir)
-    sys.stderr.write(f"gitops-gate denied {app} ({report.decision}, policy {report.policy_name}):\n")
+    sys.stderr.write(
+        f"gitops-gate denied {app} ({report.decision}, policy {report.policy_name}):\n"
+    )
     for f in report.failures[:20]:
         first = f.detail.splitlines()[0] if f.detail else ""
-        sys.stderr.write(f"- {f.check} {f.subject}: {f.reason}" + (f": {first}" if first else "") + "\n")
+        sys.stderr.write(
+            f"- {f.check} {f.subject}: {f.reason}" + (f": {first}" if first else "") + "\n"
+        )
     if len(report.failures) > 20:
         sys.stderr.write(f"- … and {len(report.failures) - 20} more (see the JSON report)\n")
     return report.exit_code

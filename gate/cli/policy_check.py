@@ -39,7 +39,9 @@ def describe(loaded: LoadedPolicy) -> str:
         out.append(f"  {name}: {key.kind}{extra}")
     git = spec.source.git
     if git is None:
-        out.append("git: no spec.source.git: the Git revision is NOT checked and .git is not needed")
+        out.append(
+            "git: no spec.source.git: the Git revision is NOT checked and .git is not needed"
+        )
     else:
         out.append(
             f"git: require {git.require}, signed by {_signers(git)}, release tags {git.tags}"
@@ -74,9 +76,9 @@ def describe(loaded: LoadedPolicy) -> str:
         out.append(f"images[{i}]: {', '.join(r.match)} -> {'; '.join(parts)}")
     out.append("images no rule matches: denied (no-policy); the first matching rule wins")
     out.append(f"output: pin digests: {'yes' if spec.output.pin_digests else 'NO'}")
-    for r in spec.registries:
-        if r.insecure:
-            out.append(f"WARNING: registry {r.host} is reached over plain HTTP (insecure: true)")
+    for reg in spec.registries:
+        if reg.insecure:
+            out.append(f"WARNING: registry {reg.host} is reached over plain HTTP (insecure: true)")
     return "\n".join(out) + "\n"
 
 

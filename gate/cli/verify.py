@@ -15,16 +15,16 @@ from gate.policy import load_policy
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("verify", help="verify a source directory against a policy")
     p.add_argument("path", nargs="?", default=".", help="source directory (default: .)")
-    p.add_argument("--policy", required=True, help="GatePolicy file (trusted; never from the source)")
+    p.add_argument(
+        "--policy", required=True, help="GatePolicy file (trusted; never from the source)"
+    )
     p.add_argument("--revision", default="HEAD", help="Git revision to verify (default: HEAD)")
     p.add_argument("--format", choices=("text", "json"), default="text", dest="fmt")
     p.add_argument("--report", help="write the JSON report to this file")
     p.add_argument(
         "--manifests", help="write the pinned manifests here, only on allow ('-' for stdout)"
     )
-    p.add_argument(
-        "--values", action="append", default=[], help="Helm values file (repeatable)"
-    )
+    p.add_argument("--values", action="append", default=[], help="Helm values file (repeatable)")
     p.add_argument(
         "--offline",
         action="store_true",

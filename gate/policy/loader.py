@@ -63,7 +63,9 @@ def parse_policy(data: bytes, *, source: str) -> LoadedPolicy:
             f"{source}: invalid GatePolicy:\n" + _format_errors(e),
             expected=f"a {KIND} ({API_VERSION}) as in the README's policy reference",
         ) from e
-    return LoadedPolicy(policy=policy, digest="sha256:" + hashlib.sha256(data).hexdigest(), path=source)
+    return LoadedPolicy(
+        policy=policy, digest="sha256:" + hashlib.sha256(data).hexdigest(), path=source
+    )
 
 
 def _format_errors(e: ValidationError) -> str:

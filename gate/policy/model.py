@@ -105,9 +105,8 @@ class SignerSet(_Model):
         if len(set(self.signers)) != len(self.signers):
             raise ValueError("signers lists a name twice")
         if self.threshold > len(self.signers):
-            raise ValueError(
-                f"threshold {self.threshold} is larger than the {len(self.signers)} signer(s) listed"
-            )
+            n = len(self.signers)
+            raise ValueError(f"threshold {self.threshold} is larger than the {n} signer(s) listed")
         return self
 
 
@@ -151,7 +150,12 @@ class SlsaRequirements(_Model):
     def _one_ref_kind(self) -> SlsaRequirements:
         refs = [
             v
-            for v in (self.source_ref, self.source_branch, self.source_tag, self.source_versioned_tag)
+            for v in (
+                self.source_ref,
+                self.source_branch,
+                self.source_tag,
+                self.source_versioned_tag,
+            )
             if v is not None
         ]
         if len(refs) > 1:

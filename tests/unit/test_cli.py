@@ -29,8 +29,18 @@ def test_verify_allow_writes_manifests(world, tmp_path: Path, capsys) -> None:  
     ok, _, policy = world
     out = tmp_path / "out.yaml"
     report = tmp_path / "report.json"
-    code = main(["verify", str(ok), "--policy", str(policy), "--manifests", str(out),
-                 "--report", str(report)])
+    code = main(
+        [
+            "verify",
+            str(ok),
+            "--policy",
+            str(policy),
+            "--manifests",
+            str(out),
+            "--report",
+            str(report),
+        ]
+    )
     cap = capsys.readouterr()
     assert code == 0
     assert cap.out == ""  # text mode: nothing on stdout
@@ -83,8 +93,10 @@ def test_usage_errors_exit_2(argv: list[str], capsys) -> None:  # type: ignore[n
 
 def test_json_and_stdout_manifests_conflict(world) -> None:  # type: ignore[no-untyped-def]
     ok, _, policy = world
-    assert main(["verify", str(ok), "--policy", str(policy), "--format", "json",
-                 "--manifests", "-"]) == 2
+    assert (
+        main(["verify", str(ok), "--policy", str(policy), "--format", "json", "--manifests", "-"])
+        == 2
+    )
 
 
 def test_invalid_policy_exit_2(world, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -137,8 +149,14 @@ def _argo_env(policy: Path, **extra: str) -> dict[str, str]:
 
 
 def _gate(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gate", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "gate", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_generate_allow_prints_only_objects(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

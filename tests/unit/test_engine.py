@@ -65,7 +65,9 @@ class Boom:
         raise KeyError("a bug")
 
 
-def run(tmp_path: Path, spec: dict[str, Any], *docs: dict[str, Any], verifiers: Verifiers | None = None):  # type: ignore[no-untyped-def]
+def run(
+    tmp_path: Path, spec: dict[str, Any], *docs: dict[str, Any], verifiers: Verifiers | None = None
+):  # type: ignore[no-untyped-def]
     src = write_source(tmp_path / "src", *docs)
     engine = Engine(make_policy({"keys": KEYS, **spec}), verifiers or Verifiers())
     return engine.run(GateRequest(source=SourceInfo(path=src)))
@@ -101,7 +103,9 @@ def test_hidden_images_are_all_found(tmp_path: Path) -> None:
         "metadata": {"name": "nightly"},
         "spec": {
             "jobTemplate": {
-                "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "evil/cron"}]}}}
+                "spec": {
+                    "template": {"spec": {"containers": [{"name": "c", "image": "evil/cron"}]}}
+                }
             }
         },
     }
@@ -114,7 +118,9 @@ def test_hidden_images_are_all_found(tmp_path: Path) -> None:
             "ephemeralContainers": [{"name": "e", "image": "evil/debug"}],
         },
     }
-    r = run(tmp_path, {"images": [EXEMPT]}, deployment("w", "busybox", init=("evil/init",)), cron, pod)
+    r = run(
+        tmp_path, {"images": [EXEMPT]}, deployment("w", "busybox", init=("evil/init",)), cron, pod
+    )
     assert {s for s, _ in reasons(r)} == {
         "docker.io/evil/init:latest",
         "docker.io/evil/cron:latest",
@@ -144,8 +150,13 @@ def test_verified_images_are_pinned(tmp_path: Path) -> None:
 def test_same_image_twice_is_verified_once(tmp_path: Path) -> None:
     fake = FakeImages({"registry.example.com/acme/app:v1": D1})
     ref = "registry.example.com/acme/app:v1"
-    r = run(tmp_path, {"images": [SIGNED]}, deployment("a", ref, ref), deployment("b", ref),
-            verifiers=Verifiers(images=fake))
+    r = run(
+        tmp_path,
+        {"images": [SIGNED]},
+        deployment("a", ref, ref),
+        deployment("b", ref),
+        verifiers=Verifiers(images=fake),
+    )
     assert r.exit_code == 0
     assert fake.calls == 1
     assert [f.subject for f in r.report.findings if f.check == "image.signature"] == [ref]
@@ -153,8 +164,12 @@ def test_same_image_twice_is_verified_once(tmp_path: Path) -> None:
 
 def test_pinning_can_be_switched_off(tmp_path: Path) -> None:
     fake = FakeImages({"registry.example.com/acme/app:v1": D1})
-    r = run(tmp_path, {"images": [SIGNED], "output": {"pinDigests": False}},
-            deployment("web", "registry.example.com/acme/app:v1"), verifiers=Verifiers(images=fake))
+    r = run(
+        tmp_path,
+        {"images": [SIGNED], "output": {"pinDigests": False}},
+        deployment("web", "registry.example.com/acme/app:v1"),
+        verifiers=Verifiers(images=fake),
+    )
     assert r.exit_code == 0 and "@sha256" not in (r.manifests or "")
 
 
@@ -182,8 +197,12 @@ def test_deny_wins_over_undecided(tmp_path: Path) -> None:
 
 
 def test_exception_in_verifier_is_exit_4_and_no_manifests(tmp_path: Path) -> None:
-    r = run(tmp_path, {"images": [SIGNED]}, deployment("w", "registry.example.com/acme/a:1"),
-            verifiers=Verifiers(images=Boom()))
+    r = run(
+        tmp_path,
+        {"images": [SIGNED]},
+        deployment("w", "registry.example.com/acme/a:1"),
+        verifiers=Verifiers(images=Boom()),
+    )
     assert r.exit_code == 4 and r.report.decision == "error"
     assert r.manifests is None
     assert any(f.reason == "internal-error" and "KeyError" in f.detail for f in r.report.findings)
@@ -191,8 +210,12 @@ def test_exception_in_verifier_is_exit_4_and_no_manifests(tmp_path: Path) -> Non
 
 def test_verifier_that_forgets_an_image_fails_closed(tmp_path: Path) -> None:
     fake = FakeImages({})  # decides nothing, records nothing
-    r = run(tmp_path, {"images": [SIGNED]}, deployment("w", "registry.example.com/acme/a:1"),
-            verifiers=Verifiers(images=fake))
+    r = run(
+        tmp_path,
+        {"images": [SIGNED]},
+        deployment("w", "registry.example.com/acme/a:1"),
+        verifiers=Verifiers(images=fake),
+    )
     assert r.exit_code == 4 and r.manifests is None
 
 
@@ -253,8 +276,12 @@ def test_audit_mode_allows_and_warns(tmp_path: Path) -> None:
 
 
 def test_audit_mode_does_not_turn_a_bug_into_an_allow(tmp_path: Path) -> None:
-    r = run(tmp_path, {"mode": "audit", "images": [SIGNED]},
-            deployment("w", "registry.example.com/acme/a:1"), verifiers=Verifiers(images=Boom()))
+    r = run(
+        tmp_path,
+        {"mode": "audit", "images": [SIGNED]},
+        deployment("w", "registry.example.com/acme/a:1"),
+        verifiers=Verifiers(images=Boom()),
+    )
     assert r.exit_code == 4 and r.manifests is None
 
 

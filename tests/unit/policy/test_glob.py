@@ -23,10 +23,16 @@ from gate.policy.glob import GlobSet, glob_match
         ("https://charts.example.com/**", "https://charts.example.com/stable/app", True),
         ("oci://registry.example.com/charts/**", "oci://registry.example.com/charts/app", True),
         ("oci://registry.example.com/charts/**", "oci://registry.example.com/other/app", False),
-        ("https://github.com/acme/app/.github/workflows/release.yml@refs/tags/*",
-         "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0", True),
-        ("https://github.com/acme/app/.github/workflows/release.yml@refs/tags/*",
-         "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main", False),
+        (
+            "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/*",
+            "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0",
+            True,
+        ),
+        (
+            "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/*",
+            "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main",
+            False,
+        ),
     ],
 )
 def test_anchored(pattern: str, value: str, ok: bool) -> None:
