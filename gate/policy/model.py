@@ -29,12 +29,24 @@ class _Model(BaseModel):
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
+class GitHubClaims(_Model):
+    """Optional conditions on the Fulcio GitHub extensions (1.3.6.1.4.1.57264.1.9-.22)."""
+
+    repository: NonEmpty | None = None  # "acme/app" or "https://github.com/acme/app" (.12)
+    ref: NonEmpty | None = None  # anchored glob over the source ref, e.g. "refs/tags/v*" (.14)
+    workflow: NonEmpty | None = None  # anchored glob over the build signer URI (.9)
+    runner_environment: Literal["github-hosted", "self-hosted"] | None = Field(
+        default=None, alias="runnerEnvironment"
+    )  # (.11)
+
+
 class KeylessIdentity(_Model):
     """A Sigstore keyless signer: the OIDC issuer (exact) and the subject."""
 
     issuer: NonEmpty
     subject: NonEmpty | None = None
     subject_regexp: NonEmpty | None = Field(default=None, alias="subjectRegExp")
+    github: GitHubClaims | None = None
 
     @model_validator(mode="after")
     def _one_subject(self) -> KeylessIdentity:
