@@ -67,7 +67,10 @@ class ChartRepoServer:
         server.requests = []
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, name=f"chartrepo:{self.port}", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # fast shutdown() in teardown
+            name=f"chartrepo:{self.port}",
+            daemon=True,
         )
         self._thread.start()
         self.reindex()  # an empty but valid index.yaml from the start

@@ -240,19 +240,22 @@ def test_helm_push_to_oci_registry(
     assert pushed.repository == f"{repo_name}/ocidemo"
     assert pushed.ref == f"{registry.host}/{repo_name}/ocidemo:0.2.0_b1"
 
-    fetched = oci.get_manifest(registry, pushed.repository, pushed.tag)
+    # An explicit client, closed here: oci's cached per-registry clients outlive the test.
+    with oci.OciClient.for_registry(registry) as client:
+        fetched = client.get_manifest(pushed.repository, pushed.tag)
+        manifest = fetched.json()
+        layers = {layer["mediaType"]: layer["digest"] for layer in manifest["layers"]}
+        blobs = {
+            kind: client.get_blob(pushed.repository, digest) for kind, digest in layers.items()
+        }
+        config = yaml.safe_load(client.get_blob(pushed.repository, manifest["config"]["digest"]))
     assert fetched.digest == pushed.digest
     assert fetched.media_type == oci.OCI_MANIFEST
-    manifest = fetched.json()
     assert manifest["config"]["mediaType"] == oci.HELM_CONFIG
-    layers = {layer["mediaType"]: layer["digest"] for layer in manifest["layers"]}
     assert set(layers) == {oci.HELM_CHART, oci.HELM_PROV}
-    chart_blob = oci.get_blob(registry, pushed.repository, layers[oci.HELM_CHART])
-    assert chart_blob == chart.tgz.read_bytes()
-    assert hashlib.sha256(chart_blob).hexdigest() == chart.sha256
-    prov_blob = oci.get_blob(registry, pushed.repository, layers[oci.HELM_PROV])
-    assert prov_blob == chart.prov.read_bytes()
-    config = yaml.safe_load(oci.get_blob(registry, pushed.repository, manifest["config"]["digest"]))
+    assert blobs[oci.HELM_CHART] == chart.tgz.read_bytes()
+    assert hashlib.sha256(blobs[oci.HELM_CHART]).hexdigest() == chart.sha256
+    assert blobs[oci.HELM_PROV] == chart.prov.read_bytes()
     assert (config["name"], config["version"]) == ("ocidemo", "0.2.0+b1")
 
     # The real client pulls it back by version and verifies the provenance layer.
