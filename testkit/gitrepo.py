@@ -168,9 +168,9 @@ class GitRepo:
             )
         return proc
 
-    def git(self, *args: str, **kwargs: object) -> str:
-        """Run git and return stripped stdout text."""
-        return self.run(*args, **kwargs).stdout.decode().strip()  # type: ignore[arg-type]
+    def git(self, *args: str, input: bytes | None = None) -> str:
+        """Run git (no signer) and return stripped stdout text."""
+        return self.run(*args, input=input).stdout.decode().strip()
 
     def _tick(self) -> dict[str, str]:
         self._clock += 60

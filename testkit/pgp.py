@@ -215,9 +215,10 @@ class PgpVerifyHome:
             self.add(key)
 
     def add(self, key: PgpKey) -> None:
-        self.import_armored(key.public_armored())
+        self.import_keys(key.public_armored())
 
-    def import_armored(self, data: bytes) -> None:
+    def import_keys(self, data: bytes) -> None:
+        """Import public keys (armored or binary, revocations included)."""
         run_gpg(self.home, "--import", input=data)
 
     def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:

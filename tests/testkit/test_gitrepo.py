@@ -177,7 +177,7 @@ def test_unknown_pgp_key_fails(
 def test_expired_or_revoked_pgp_key_fails_in_git_but_not_in_gpg_exit_code(
     state: str, git_repo: GitRepo, pgp_keys: PgpKeyFactory, allowed: Path
 ) -> None:
-    key = pgp_keys("Release Signer", **{state: True})
+    key = pgp_keys("Release Signer", expired=state == "expired", revoked=state == "revoked")
     git_repo.commit({"a.txt": b"a\n"}, f"by {state} key", sign=PgpSigner(key))
     with PgpVerifyHome([key]) as pgp:
         proc = _verify(git_repo, "commit", "HEAD", allowed, pgp)
@@ -319,6 +319,17 @@ def test_keys(pgp_keys: PgpKeyFactory, ssh_keys: SshKeyFactory) -> None:
     assert len(key.fingerprint) == 40 and key.key_id == key.fingerprint[-16:]
     assert key.public_armored().startswith(b"-----BEGIN PGP PUBLIC KEY BLOCK-----")
     assert key.public_binary()[:1] in (b"\x98", b"\x99", b"\xc6")  # public-key packet
+    revoked = pgp_keys("Release Signer", revoked=True)
+    with PgpVerifyHome() as home:
+        home.import_keys(revoked.public_binary())
+        listing = subprocess.run(
+            ["gpg", "--batch", "--with-colons", "--list-keys"],
+            env=home.env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    assert listing.splitlines()[1].startswith("pub:r:")  # imported as revoked
     ssh = ssh_keys("release", "ecdsa")
     assert ssh.public_line.startswith("ecdsa-sha2-nistp256 AAAA")
     assert ssh.fingerprint.startswith("SHA256:")
