@@ -26,12 +26,18 @@ Forgeries (each one a trap a gate must catch):
 - ``tag(name, target="HEAD~1")``: a valid tag on another commit than HEAD;
 - ``modify_worktree(...)``: files changed after the signed commit;
 - ``write_object(...)``: arbitrary (e.g. tampered) raw objects.
+
+Delivery shapes: ``clone(dest, depth=, tags=)`` (a real fetch over file://),
+``export_tree(dest, rev, normalize_modes=)`` (the files without ``.git``, as
+a source artifact or an Argo CD stream with every mode flattened).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
+import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,6 +275,44 @@ class GitRepo:
     def status_porcelain(self) -> str:
         # Not via git(): its strip() would eat the leading status column.
         return self.run("status", "--porcelain").stdout.decode().rstrip("\n")
+
+    def clone(self, dest: Path, *, depth: int | None = None, tags: bool = True) -> GitRepo:
+        """``git clone`` through the file:// transport (a real fetch, not hard links).
+
+        ``depth`` makes a shallow clone (as Argo CD may); ``tags=False`` leaves
+        the annotated tag objects behind, as a fetch without ``--tags`` would.
+        """
+        args = ["clone", "-q", "--no-local"]
+        if depth is not None:
+            args += [f"--depth={depth}"]
+        if not tags:
+            args += ["--no-tags"]
+        proc = subprocess.run(
+            ["git", *args, f"file://{self.path.resolve()}", str(dest)],
+            env=git_env(),
+            capture_output=True,
+            check=False,
+            timeout=300,
+        )
+        if proc.returncode != 0:
+            raise GitError(f"git clone failed: {proc.stderr.decode().strip()}")
+        return GitRepo(dest)
+
+    def export_tree(self, dest: Path, rev: str = "HEAD", *, normalize_modes: bool = False) -> Path:
+        """The files of ``rev`` in ``dest``, without ``.git`` (what a source artifact holds).
+
+        ``normalize_modes`` makes every file 0644 and directory 0755, as the
+        Argo CD repo-server's tar stream does unless ``preserveFileMode``.
+        """
+        dest.mkdir(parents=True, exist_ok=True)
+        archive = self.run("archive", "--format=tar", rev).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(dest, filter="data")
+        if normalize_modes:
+            for path in [dest, *dest.rglob("*")]:
+                if not path.is_symlink():
+                    path.chmod(0o755 if path.is_dir() else 0o644)
+        return dest
 
     # -- verification through git's own code --------------------------------
 

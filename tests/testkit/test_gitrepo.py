@@ -361,3 +361,28 @@ def test_big_repo_sha256(tmp_path: Path) -> None:
     assert repo.object_format == "sha256"
     assert len(repo.head()) == 64
     assert repo.git("tag", "--list").split() == [f"v0.{i}.0" for i in range(1, 6)]
+
+
+def test_clone_and_export_tree(tmp_path: Path, ssh_key: SshKey, allowed: Path) -> None:
+    repo = release_repo(tmp_path / "src", SshSigner(ssh_key))
+    (repo.path / "run.sh").write_bytes(b"#!/bin/sh\n")
+    (repo.path / "run.sh").chmod(0o755)
+    repo.commit(message="script", sign=SshSigner(ssh_key))
+
+    full = repo.clone(tmp_path / "full")
+    assert full.head() == repo.head()
+    assert full.object_type("refs/tags/v1.0.0") == "tag"
+    assert full.verify("tag", "v1.0.0", allowed_signers=allowed).returncode == 0
+    shallow = repo.clone(tmp_path / "shallow", depth=1, tags=False)
+    assert shallow.git("rev-list", "--count", "HEAD") == "1"
+    assert shallow.git("tag", "--list") == ""
+
+    tree = repo.export_tree(tmp_path / "tree")
+    assert not (tree / ".git").exists()
+    assert (tree / "deploy" / "deployment.yaml").read_bytes() == repo.cat_file(
+        "HEAD:deploy/deployment.yaml"
+    )
+    assert (tree / "run.sh").stat().st_mode & 0o777 == 0o755
+    flat = repo.export_tree(tmp_path / "flat", "v1.0.0", normalize_modes=True)
+    assert not (flat / "run.sh").exists()  # the tree of the tag, not of HEAD
+    assert (flat / "README.md").stat().st_mode & 0o777 == 0o644
