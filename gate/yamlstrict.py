@@ -78,10 +78,14 @@ _ALLOWED_TAGS = frozenset(
     }
 )
 
-# libyaml parses and composes in C (fast, and with its own nesting limit);
-# construction, where all the checks live, stays in Python.
-_Parser: Any = getattr(yaml, "CParser", None)
-_HAVE_LIBYAML = _Parser is not None
+# libyaml parses and composes in C (ten times faster, with its own nesting
+# limit); construction, where all the checks live, stays in Python.
+try:
+    from yaml._yaml import CParser as _CParser
+
+    _HAVE_LIBYAML = True
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _HAVE_LIBYAML = False
 
 
 class _StrictResolver(yaml.resolver.BaseResolver):
@@ -207,33 +211,38 @@ class _StrictConstructor(yaml.constructor.SafeConstructor):
 
 _StrictConstructor.yaml_constructors[None] = _StrictConstructor.construct_undefined
 
+
+class _PyStrictLoader(
+    yaml.reader.Reader,
+    yaml.scanner.Scanner,
+    yaml.parser.Parser,
+    yaml.composer.Composer,
+    _StrictConstructor,
+    _StrictResolver,
+):
+    """Pure-Python parser: the fallback without libyaml (same checks)."""
+
+    def __init__(self, stream: str | bytes, source: str) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        yaml.composer.Composer.__init__(self)
+        _StrictConstructor.__init__(self)
+        _StrictResolver.__init__(self)
+        self.source = source
+
+
+_StrictLoader: type[_PyStrictLoader] | type[_CStrictLoader] = _PyStrictLoader
 if _HAVE_LIBYAML:
 
-    class _StrictLoader(_Parser, _StrictConstructor, _StrictResolver):  # type: ignore[misc]
+    class _CStrictLoader(_CParser, _StrictConstructor, _StrictResolver):
         def __init__(self, stream: str | bytes, source: str) -> None:
-            _Parser.__init__(self, stream)
+            _CParser.__init__(self, stream)
             _StrictConstructor.__init__(self)
             _StrictResolver.__init__(self)
             self.source = source
 
-else:  # pragma: no cover
-
-    class _StrictLoader(  # type: ignore[no-redef]
-        yaml.reader.Reader,
-        yaml.scanner.Scanner,
-        yaml.parser.Parser,
-        yaml.composer.Composer,
-        _StrictConstructor,
-        _StrictResolver,
-    ):
-        def __init__(self, stream: str | bytes, source: str) -> None:
-            yaml.reader.Reader.__init__(self, stream)
-            yaml.scanner.Scanner.__init__(self)
-            yaml.parser.Parser.__init__(self)
-            yaml.composer.Composer.__init__(self)
-            _StrictConstructor.__init__(self)
-            _StrictResolver.__init__(self)
-            self.source = source
+    _StrictLoader = _CStrictLoader
 
 
 class _Budget:
@@ -245,72 +254,88 @@ class _Budget:
         self.max_depth = max_depth
 
 
-def _check_graph(root: Node, budget: _Budget, source: str) -> None:
+def _check_graph(root: Node, budget: _Budget, source: str) -> bool:
     """Bound what aliases would expand to, without expanding anything.
 
     A composed document is a graph: an alias is a second edge to an existing
     node. One post-order walk with memoisation gives every node's expanded
     size and depth in time linear in the *written* document, so
     ``lol9: [*lol8 x10]`` (10^9 nodes) costs a few hundred steps to refuse.
+    Only aliases of collections are counted: an alias of a scalar is a leaf
+    and cannot amplify anything. Returns whether any collection is shared.
     """
+    if isinstance(root, ScalarNode):
+        return False
     size: dict[int, int] = {}
     depth: dict[int, int] = {}
     on_path: set[int] = set()
-    referenced: set[int] = set()
+    referenced: set[int] = {id(root)}
     distinct = 0
-    stack: list[tuple[Node, bool]] = [(root, False)]
+    shared = False
+    stack: list[tuple[Node, list[Node] | None]] = [(root, None)]
     while stack:
-        node, children_done = stack.pop()
-        key = id(node)
-        children: list[Node] = _children(node)
-        if children_done:
-            on_path.discard(key)
-            size[key] = 1 + sum(size[id(c)] for c in children)
-            depth[key] = 1 + max((depth[id(c)] for c in children), default=0)
-            # size - distinct is a lower bound of the expansion: stop as soon
-            # as it is over budget instead of summing ever larger numbers.
-            if size[key] - distinct > budget.expansion_left:
-                raise _alias_error(source, "aliases expand the document beyond the limit")
-            if depth[key] > budget.max_depth:
+        node, kids = stack.pop()
+        nid = id(node)
+        if kids is not None:  # all children done
+            on_path.discard(nid)
+            total = 1
+            deepest = 0
+            for kid in kids:
+                if kid.__class__ is ScalarNode:
+                    total += 1
+                    deepest = deepest or 1
+                else:
+                    total += size[id(kid)]
+                    deepest = max(deepest, depth[id(kid)])
+            size[nid] = total
+            depth[nid] = deepest + 1
+            if deepest + 1 > budget.max_depth:
                 raise ManifestError(
                     f"{source}, line {node.start_mark.line + 1}: nesting deeper than "
                     f"{budget.max_depth} levels",
                     reason="depth-limit",
                 )
+            # total - distinct is a lower bound of the expansion: stop as soon
+            # as it is over budget instead of summing ever larger numbers.
+            if total - distinct > budget.expansion_left:
+                raise _alias_error(source, "aliases expand the document beyond the limit")
             continue
-        if key in size:
+        if nid in size:
             continue
+        kids = (
+            list(node.value)
+            if isinstance(node, SequenceNode)
+            else [n for pair in node.value for n in pair]
+        )
+        on_path.add(nid)
+        stack.append((node, kids))
         distinct += 1
-        on_path.add(key)
-        stack.append((node, True))
-        for child in children:
-            ckey = id(child)
-            if ckey in on_path:
+        for kid in kids:
+            if kid.__class__ is ScalarNode:
+                distinct += 1
+                continue
+            kid_id = id(kid)
+            if kid_id in on_path:
                 raise ManifestError(
-                    f"{source}, line {child.start_mark.line + 1}: recursive alias",
+                    f"{source}, line {kid.start_mark.line + 1}: recursive alias",
                     reason="alias-limit",
                     found="an alias that refers to a node containing it",
                     expected="a tree (aliases only to finished nodes)",
                 )
-            if ckey in referenced:  # a second edge to one node: an alias use
+            if kid_id in referenced:  # a second edge to one collection: an alias
+                shared = True
                 budget.aliases_left -= 1
                 if budget.aliases_left < 0:
                     raise _alias_error(source, "too many alias references")
-            referenced.add(ckey)
-            if ckey not in size:
-                stack.append((child, False))
+            else:
+                referenced.add(kid_id)
+            if kid_id not in size:
+                stack.append((kid, None))
     expansion = size[id(root)] - distinct
     budget.expansion_left -= expansion
     if budget.expansion_left < 0:
         raise _alias_error(source, f"aliases expand the document by {expansion} nodes")
-
-
-def _children(node: Node) -> list[Node]:
-    if isinstance(node, SequenceNode):
-        return list(node.value)
-    if isinstance(node, MappingNode):
-        return [n for pair in node.value for n in pair]
-    return []
+    return shared
 
 
 def _alias_error(source: str, what: str) -> ManifestError:
@@ -392,7 +417,7 @@ def load_all(
             index += 1
             if node is None:  # pragma: no cover - check_node() said there is one
                 continue
-            _check_graph(node, budget, source)
+            shared = _check_graph(node, budget, source)
             value = loader.construct_document(node)
             if value is None:
                 continue
@@ -403,7 +428,8 @@ def load_all(
                     found=type(value).__name__,
                     expected="a mapping with apiVersion and kind",
                 )
-            _flatten(_untangle(value), source, out)
+            # Copy shared sub-objects apart only where aliases made some.
+            _flatten(_untangle(value) if shared else value, source, out)
     except yaml.constructor.ConstructorError as exc:
         raise ManifestError(f"{source}: {exc}", reason="invalid-yaml") from None
     except yaml.YAMLError as exc:
@@ -526,12 +552,18 @@ def _needs_quotes(value: str) -> bool:
     return value.lower() in _AMBIGUOUS_WORDS or bool(_NUMBER_LIKE.match(value))
 
 
-class _Dumper(yaml.SafeDumper):
+try:  # libyaml's emitter: several times faster than the pure-Python one
+    from yaml import CSafeDumper as _DumperBase
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeDumper as _DumperBase  # type: ignore[assignment]
+
+
+class _Dumper(_DumperBase):
     def ignore_aliases(self, data: Any) -> bool:
         return True
 
 
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+def _represent_str(dumper: _DumperBase, value: str) -> yaml.ScalarNode:
     if _needs_quotes(value):
         return dumper.represent_scalar(_STR_TAG, value, style="'")
     if "\n" in value:

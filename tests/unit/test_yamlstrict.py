@@ -6,9 +6,27 @@ import time
 import tracemalloc
 
 import pytest
+import yaml
 
+import gate.yamlstrict
 from gate.errors import ManifestError, SizeLimitError
 from gate.yamlstrict import dump_all, load_all, load_json
+
+
+@pytest.fixture(autouse=True, params=["libyaml", "python"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with the libyaml parser and with the pure-Python fallback."""
+    if request.param == "python":
+        monkeypatch.setattr(gate.yamlstrict, "_StrictLoader", gate.yamlstrict._PyStrictLoader)
+    elif not gate.yamlstrict._HAVE_LIBYAML:
+        pytest.skip("PyYAML without libyaml")
+    return str(request.param)
+
+
+def test_libyaml_is_used_when_available() -> None:
+    if yaml.__with_libyaml__:
+        assert gate.yamlstrict._HAVE_LIBYAML
+
 
 BILLION_LAUGHS = """\
 apiVersion: v1
@@ -126,7 +144,7 @@ def test_billion_laughs_fails_fast_and_small() -> None:
 
 def test_recursive_alias_and_too_many_aliases() -> None:
     assert reason_of("a: &a [*a]\n") == "alias-limit"
-    many = "x: &x 1\nl: [" + ", ".join(["*x"] * 1001) + "]\n"
+    many = "x: &x {a: 1}\nl: [" + ", ".join(["*x"] * 1001) + "]\n"
     assert reason_of(many) == "alias-limit"
 
 
