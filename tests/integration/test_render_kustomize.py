@@ -156,3 +156,17 @@ def test_helm_charts_in_kustomize_are_not_inflated(tmp_path: Path) -> None:
     )
     with pytest.raises(RenderError):
         KustomizeRenderer().render(RenderRequest(tmp_path, timeout_s=30))
+
+
+def test_symlink_out_of_the_root_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "stolen.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: stolen}\n"
+    )
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "link.yaml").symlink_to(tmp_path / "outside" / "stolen.yaml")
+    (src / "kustomization.yaml").write_text("resources: [link.yaml]\n")
+    with pytest.raises(RenderError) as info:
+        KustomizeRenderer().render(RenderRequest(src, timeout_s=30))
+    assert "is not in or below" in info.value.message

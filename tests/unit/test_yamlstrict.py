@@ -336,3 +336,28 @@ def test_dump_never_writes_aliases_for_shared_objects() -> None:
     text = dump_all([{"a": shared, "b": shared}])
     assert "&" not in text and "*" not in text
     assert load_all(text, source="d") == [{"a": shared, "b": shared}]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a \nb",
+        "\n",
+        " leading\nx",
+        "tab\t\nx",
+        "x\r\ny",
+        "trail\n\n\n",
+        "x\n ",
+        "\u2028x\ny",
+        "# c\nx",
+        "- a\n- b",
+        "a: b\nc",
+        "\x00\ny",
+        "\ufeffx\ny",
+        "---\n...",
+        "x\u0085y\n",
+    ],
+)
+def test_dump_round_trips_awkward_multiline_strings(value: str) -> None:
+    doc = {"v": value, "k": {value: 1}}
+    assert load_all(dump_all([doc]), source="d") == [doc]
