@@ -14,6 +14,7 @@ and Helm's OCI chart layout.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -373,7 +374,15 @@ def client(target: Target) -> OciClient:
     cached = _CLIENTS.get(target)
     if cached is None:
         cached = _CLIENTS[target] = OciClient.for_registry(target)
+        target.add_cleanup(functools.partial(_drop_client, target))
     return cached
+
+
+def _drop_client(registry: Registry) -> None:
+    """On registry stop: close its cached client (no unclosed sockets left to the GC)."""
+    cached = _CLIENTS.pop(registry, None)
+    if cached is not None:
+        cached.close()
 
 
 # --- thin functional API over the client -------------------------------------------------------

@@ -63,6 +63,7 @@ class Registry:
     username: str | None = None
     password: str | None = None
     _owns_workdir: bool = field(default=True, repr=False)
+    _cleanups: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @property
     def port(self) -> int:
@@ -101,8 +102,14 @@ class Registry:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def add_cleanup(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on stop (e.g. close a client cached for this registry)."""
+        self._cleanups.append(fn)
+
     def stop(self) -> None:
         """Terminate (then kill) the registry and its token server; remove temp dirs. Idempotent."""
+        while self._cleanups:
+            self._cleanups.pop()()
         _stop_process(self.process)
         if self.auth is not None:
             self.auth.stop()

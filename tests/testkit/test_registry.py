@@ -127,6 +127,8 @@ def test_registry_dies_with_a_killed_test_process(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=5)
+        if proc.stdout is not None:
+            proc.stdout.close()
     assert _pid_gone(pid)
     shutil.rmtree(workdir, ignore_errors=True)  # no atexit hook ran: tidy up here
 
