@@ -1,0 +1,648 @@
+"""The verifying OCI registry client (async, on httpx): resolve, manifests, blobs, referrers.
+
+API (everything else in this package is internal)::
+
+    from gate.sources.registry import RegistryClient, Deadline
+
+    async with RegistryClient(policy.spec.registries, deadline=Deadline(45)) as client:
+        desc = await client.resolve(ref)              # ImageReference -> ManifestDescriptor
+        m = await client.get_manifest(ref.name, desc.digest)        # -> Manifest
+        sig = await client.get_manifest_if_exists(ref.name, signature_tag(desc.digest))
+        payload = await client.get_blob(ref.name, layer.digest)     # -> bytes (1 MiB cap)
+        found = await client.referrers(ref.name, desc.digest, artifact_type=BUNDLE_TYPE)
+
+``RegistryClient(configs=(), *, transport=None, concurrency=16, deadline=None,
+deadline_s=45.0, docker_config=None, retry=RetryPolicy(), request_timeout_s=30.0)``
+
+- ``configs``: the policy's ``registries`` (:class:`~gate.policy.model.RegistryConfig`):
+  credentials file and ``insecure`` (plain http) per host. https everywhere else.
+- ``transport``: the one seam, any ``httpx.AsyncBaseTransport`` (tests pass
+  ``httpx.MockTransport``). ``deadline``: one :class:`Deadline` per run, shared
+  with the caller; without it the client owns one of ``deadline_s`` seconds.
+- ``docker_config``: a ``config.json`` (or its directory) instead of
+  ``$DOCKER_CONFIG``/``~/.docker/config.json``; credential helpers are never run.
+
+Methods (``repo_name`` is ``host/path`` as in :attr:`ImageReference.name`;
+``docker.io`` is reached at ``registry-1.docker.io``):
+
+- ``resolve(ref) -> ManifestDescriptor(digest, media_type, size, tag, tag_digest)``:
+  a tag is resolved to the digest of the bytes served, once per reference per
+  run (cached, also while in flight). A ``tag@digest`` reference is resolved
+  at the digest, and ``tag_digest`` says what the tag names now (``tag_moved``).
+  A multi-arch tag resolves to its index digest, which is what cosign signs.
+- ``get_manifest(repo_name, reference, *, max_bytes=4 MiB) -> Manifest(raw,
+  media_type, digest, json)``: by digest the bytes must hash to it; by tag the
+  digest is computed from the bytes (``Docker-Content-Digest`` is never trusted).
+  Media type and shape are checked (:func:`parse_manifest`).
+- ``get_manifest_if_exists(...) -> Manifest | None``: 404 gives None (``.sig`` tags).
+- ``get_blob(repo_name, digest, *, max_bytes=1 MiB) -> bytes``: hashed and compared.
+- ``referrers(repo_name, digest, *, artifact_type=None) -> list[Descriptor]``:
+  ``GET /v2/<name>/referrers/<digest>`` (paginated), and where the registry
+  has no referrers API (404 of any body, 405, 400) the tag-schema fallback
+  index ``sha256-<hex>``; filtered by ``artifact_type``.
+
+Errors (see :mod:`gate.sources.registry_types`): could not obtain →
+:class:`~gate.errors.FetchError` (``registry-unreachable``; subclasses
+``registry-auth``, ``registry-not-found``, ``registry-error``) or
+:class:`~gate.errors.SizeLimitError` (exit 3); wrong bytes →
+:class:`~gate.errors.DigestMismatchError` or :class:`InvalidContentError` (deny).
+Passing something that is not a digest or tag raises ``ValueError``.
+
+Retries (tenacity) only for connection errors, time-outs, truncated bodies,
+429 and 5xx, with jittered back-off, never past the deadline; at most
+``concurrency`` requests are in flight (an ``asyncio.Semaphore``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import httpx
+
+from gate.policy.model import RegistryConfig
+from gate.reference import ImageReference
+from gate.sources.auth import (
+    MAX_TOKEN_BYTES,
+    Challenge,
+    TokenCache,
+    parse_token_response,
+    parse_www_authenticate,
+    pull_scope,
+)
+from gate.sources.credentials import CredentialStore, canonical_host
+from gate.sources.registry_http import Deadline, Http, Reply, RetryPolicy, same_origin
+from gate.sources.registry_types import (
+    DEFAULT_BLOB_MAX_BYTES,
+    DEFAULT_MANIFEST_MAX_BYTES,
+    MANIFEST_ACCEPT,
+    OCI_INDEX,
+    Descriptor,
+    InvalidContentError,
+    Manifest,
+    ManifestDescriptor,
+    NotFoundError,
+    RegistryAuthError,
+    RegistryResponseError,
+    check_digest_syntax,
+    digest_of,
+    fallback_tag,
+    is_digest,
+    load_registry_json,
+    parse_manifest,
+    signature_tag,
+    verify_digest,
+)
+
+__all__ = [
+    "Deadline",
+    "Descriptor",
+    "Manifest",
+    "ManifestDescriptor",
+    "RegistryClient",
+    "RegistryStats",
+    "RetryPolicy",
+    "fallback_tag",
+    "signature_tag",
+]
+
+DEFAULT_CONCURRENCY = 16
+DEFAULT_DEADLINE_S = 45.0
+DEFAULT_REQUEST_TIMEOUT_S = 30.0
+MAX_REFERRERS_PAGES = 16
+USER_AGENT = "gitops-gate/0.1 (+registry client)"
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "registry-1.docker.io"
+_TAG = re.compile(r"[\w][\w.-]{0,127}")
+_REPOSITORY = re.compile(
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+)
+_LINK_NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?', re.IGNORECASE)
+_NO_REFERRERS_API = frozenset({400, 404, 405})
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _Once(Generic[K, V]):
+    """Run a coroutine once per key; later callers (also concurrent ones) share its outcome."""
+
+    def __init__(self) -> None:
+        self._futures: dict[K, asyncio.Future[V]] = {}
+
+    async def get(self, key: K, factory: Callable[[], Awaitable[V]], *, keep: bool = True) -> V:
+        """The shared outcome for ``key``; with ``keep=False`` only while it is in flight."""
+        future = self._futures.get(key)
+        if future is None:
+            future = asyncio.ensure_future(factory())
+            future.add_done_callback(self._done(key, keep))
+            self._futures[key] = future
+        return await asyncio.shield(future)
+
+    def _done(self, key: K, keep: bool) -> Callable[[asyncio.Future[V]], None]:
+        def callback(future: asyncio.Future[V]) -> None:
+            # Retrieve the outcome even if every waiter was cancelled (no "never retrieved").
+            if not future.cancelled():
+                future.exception()
+            if not keep and self._futures.get(key) is future:
+                del self._futures[key]
+
+        return callback
+
+    def peek(self, key: K) -> V | None:
+        future = self._futures.get(key)
+        if future is None or not future.done() or future.cancelled() or future.exception():
+            return None
+        return future.result()
+
+    def cancel_all(self) -> None:
+        for future in self._futures.values():
+            future.cancel()
+
+
+@dataclass
+class RegistryStats:
+    """Counters for tests and benchmarks."""
+
+    token_fetches: int = 0
+    token_scopes: list[str] = field(default_factory=list)
+
+    requests_sent: int = 0
+
+
+@dataclass
+class _Host:
+    """One registry host and what was learned about it during the run."""
+
+    name: str  # as in references: docker.io, registry.example.com, 127.0.0.1:5000
+    base: httpx.URL
+    insecure: bool
+    basic: bool = False  # a Basic challenge was answered: send credentials pre-emptively
+    bearer: Challenge | None = None  # realm and service of its token endpoint
+    referrers_api: bool | None = None  # None: not known yet
+
+
+def _split_repo_name(repo_name: str) -> tuple[str, str]:
+    host, sep, repository = repo_name.partition("/")
+    if not sep or not host or not _REPOSITORY.fullmatch(repository):
+        raise ValueError(f"not a repository name (host/path): {repo_name!r}")
+    return host, repository
+
+
+def _check_reference(reference: str) -> str:
+    if is_digest(reference) or _TAG.fullmatch(reference):
+        return reference
+    raise ValueError(f"not a tag or a digest: {reference!r}")
+
+
+class RegistryClient:
+    """See the module docstring. Use as ``async with RegistryClient(...) as client:``."""
+
+    def __init__(
+        self,
+        configs: Sequence[RegistryConfig] = (),
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        deadline: Deadline | None = None,
+        deadline_s: float = DEFAULT_DEADLINE_S,
+        docker_config: str | Path | None = None,
+        retry: RetryPolicy | None = None,
+        request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._configs = {canonical_host(c.host): c for c in configs}
+        self._credentials = CredentialStore(
+            {c.host: c.credentials for c in configs if c.credentials},
+            docker_config=docker_config,
+            environ=environ,
+        )
+        self.deadline = deadline if deadline is not None else Deadline(deadline_s)
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            limits=limits,
+            timeout=httpx.Timeout(request_timeout_s, connect=min(10.0, request_timeout_s)),
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT},
+        )
+        self._http = Http(
+            self._client,
+            deadline=self.deadline,
+            semaphore=asyncio.Semaphore(concurrency),
+            retry=retry or RetryPolicy(),
+            plain_http_ok=lambda url: self._is_insecure(url.netloc.decode("ascii")),
+        )
+        self._hosts: dict[str, _Host] = {}
+        self._tokens = TokenCache()
+        self._token_flights: _Once[tuple[str, str, str], str] = _Once()
+        self._resolved: _Once[str, ManifestDescriptor] = _Once()
+        self._manifests: _Once[tuple[str, str, int], Manifest | None] = _Once()
+        self._blobs: _Once[tuple[str, str, int], bytes] = _Once()
+        self._stats = RegistryStats()
+        self._closed = False
+
+    # --- lifetime -------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> RegistryClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for once in (self._resolved, self._manifests, self._blobs):
+            once.cancel_all()
+        self._token_flights.cancel_all()
+        await self._client.aclose()
+
+    @property
+    def stats(self) -> RegistryStats:
+        self._stats.requests_sent = self._http.requests_sent
+        return self._stats
+
+    # --- public API -----------------------------------------------------------------------------
+
+    async def resolve(self, ref: ImageReference) -> ManifestDescriptor:
+        """The manifest ``ref`` names: by digest if it has one, else its tag's, once per run."""
+        if ref.digest is None and ref.tag is None:
+            raise ValueError(f"reference {ref} has neither tag nor digest")
+        return await self._resolved.get(str(ref), lambda: self._resolve(ref))
+
+    async def get_manifest(
+        self, repo_name: str, reference: str, *, max_bytes: int = DEFAULT_MANIFEST_MAX_BYTES
+    ) -> Manifest:
+        """The manifest at a tag or digest, checked; see the module docstring."""
+        manifest = await self.get_manifest_if_exists(repo_name, reference, max_bytes=max_bytes)
+        if manifest is None:
+            raise NotFoundError(
+                f"manifest {repo_name}:{reference} does not exist",
+                hint="check the image reference and that it was pushed",
+            )
+        return manifest
+
+    async def get_manifest_if_exists(
+        self, repo_name: str, reference: str, *, max_bytes: int = DEFAULT_MANIFEST_MAX_BYTES
+    ) -> Manifest | None:
+        """Like :meth:`get_manifest`, but None when the registry answers 404."""
+        _check_reference(reference)
+        _split_repo_name(repo_name)
+        if is_digest(reference):
+            return await self._manifests.get(
+                (repo_name, reference, max_bytes),
+                lambda: self._fetch_manifest(repo_name, reference, max_bytes),
+            )
+        return await self._fetch_manifest(repo_name, reference, max_bytes)
+
+    async def get_blob(
+        self, repo_name: str, digest: str, *, max_bytes: int = DEFAULT_BLOB_MAX_BYTES
+    ) -> bytes:
+        """The blob's bytes, which hash to ``digest`` (else :class:`DigestMismatchError`)."""
+        check_digest_syntax(digest)
+        _split_repo_name(repo_name)
+        return await self._blobs.get(
+            (repo_name, digest, max_bytes), lambda: self._fetch_blob(repo_name, digest, max_bytes)
+        )
+
+    async def referrers(
+        self, repo_name: str, digest: str, *, artifact_type: str | None = None
+    ) -> list[Descriptor]:
+        """Manifests whose ``subject`` is ``digest``: referrers API, else the fallback tag."""
+        check_digest_syntax(digest)
+        host_name, repository = _split_repo_name(repo_name)
+        host = self._host(host_name)
+        found: list[Descriptor] | None = None
+        if host.referrers_api is not False:
+            found = await self._referrers_api(host, repository, repo_name, digest, artifact_type)
+        if found is None:
+            found = await self._referrers_fallback(repo_name, digest)
+        if artifact_type is not None:
+            found = [d for d in found if d.artifact_type == artifact_type]
+        return found
+
+    # --- resolution -----------------------------------------------------------------------------
+
+    async def _resolve(self, ref: ImageReference) -> ManifestDescriptor:
+        if ref.digest is not None:
+            manifest = await self.get_manifest(ref.name, ref.digest)
+            tag_digest: str | None = None
+            if ref.tag is not None:
+                current = await self.get_manifest_if_exists(ref.name, ref.tag)
+                tag_digest = current.digest if current is not None else None
+            return ManifestDescriptor(
+                manifest.digest, manifest.media_type, manifest.size, ref.tag, tag_digest
+            )
+        assert ref.tag is not None
+        manifest = await self.get_manifest(ref.name, ref.tag)
+        return manifest.descriptor()
+
+    # --- fetching -------------------------------------------------------------------------------
+
+    async def _fetch_manifest(
+        self, repo_name: str, reference: str, max_bytes: int
+    ) -> Manifest | None:
+        host_name, repository = _split_repo_name(repo_name)
+        host = self._host(host_name)
+        what = f"manifest {repo_name}{'@' if is_digest(reference) else ':'}{reference}"
+        reply = await self._request(
+            host,
+            repository,
+            f"/v2/{repository}/manifests/{reference}",
+            accept=MANIFEST_ACCEPT,
+            max_bytes=max_bytes,
+            what=what,
+        )
+        if reply.status == 404:
+            return None
+        self._expect_ok(reply, what)
+        if is_digest(reference):
+            verify_digest(reply.body, reference, what=what)
+            digest = reference
+        else:
+            digest = digest_of(reply.body)
+        manifest = parse_manifest(reply.body, reply.content_type, digest, what=what)
+        if not is_digest(reference):
+            # Content-addressed: later reads of this digest need no round trip.
+            await self._manifests.get((repo_name, digest, max_bytes), _value(manifest))
+        return manifest
+
+    async def _fetch_blob(self, repo_name: str, digest: str, max_bytes: int) -> bytes:
+        host_name, repository = _split_repo_name(repo_name)
+        host = self._host(host_name)
+        what = f"blob {repo_name}@{digest}"
+        reply = await self._request(
+            host,
+            repository,
+            f"/v2/{repository}/blobs/{digest}",
+            accept=None,
+            max_bytes=max_bytes,
+            what=what,
+        )
+        if reply.status == 404:
+            raise NotFoundError(f"{what} does not exist")
+        self._expect_ok(reply, what)
+        verify_digest(reply.body, digest, what=what)
+        return reply.body
+
+    async def _referrers_api(
+        self,
+        host: _Host,
+        repository: str,
+        repo_name: str,
+        digest: str,
+        artifact_type: str | None,
+    ) -> list[Descriptor] | None:
+        """The referrers API's answer, or None when this registry does not have the API."""
+        what = f"referrers of {repo_name}@{digest}"
+        path = f"/v2/{repository}/referrers/{digest}"
+        url = host.base.join(path)
+        if artifact_type is not None:
+            url = url.copy_merge_params({"artifactType": artifact_type})
+        found: dict[str, Descriptor] = {}
+        for page in range(MAX_REFERRERS_PAGES):
+            reply = await self._request(
+                host, repository, url, accept=OCI_INDEX,
+                max_bytes=DEFAULT_MANIFEST_MAX_BYTES, what=what,
+            )  # fmt: skip
+            if page == 0 and reply.status in _NO_REFERRERS_API:
+                if host.referrers_api is None:
+                    host.referrers_api = False
+                return None
+            self._expect_ok(reply, what)
+            host.referrers_api = True
+            body = load_registry_json(reply.body, what=what)
+            declared = body.get("mediaType")
+            if declared is not None and declared != OCI_INDEX:
+                raise InvalidContentError(
+                    f"{what}: the answer is not an OCI index", found=repr(declared)
+                )
+            items = body.get("manifests")
+            if not isinstance(items, list):
+                raise InvalidContentError(f"{what}: the answer has no 'manifests' list")
+            for i, item in enumerate(items):
+                desc = Descriptor.from_json(item, what=f"{what} manifests[{i}]")
+                found.setdefault(desc.digest, desc)
+            next_url = _next_link(reply)
+            if next_url is None:
+                return list(found.values())
+            url = reply.url.join(next_url)
+            if not same_origin(url, host.base):
+                raise InvalidContentError(f"{what}: pagination link leaves the registry")
+        raise RegistryResponseError(f"{what}: more than {MAX_REFERRERS_PAGES} pages")
+
+    async def _referrers_fallback(self, repo_name: str, digest: str) -> list[Descriptor]:
+        index = await self.get_manifest_if_exists(repo_name, fallback_tag(digest))
+        if index is None:
+            return []
+        if index.media_type != OCI_INDEX:
+            raise InvalidContentError(
+                f"referrers fallback tag {repo_name}:{fallback_tag(digest)} is not an OCI index",
+                found=index.media_type,
+            )
+        unique: dict[str, Descriptor] = {}
+        for desc in index.manifests():
+            unique.setdefault(desc.digest, desc)
+        return list(unique.values())
+
+    # --- HTTP with auth -------------------------------------------------------------------------
+
+    def _is_insecure(self, host: str) -> bool:
+        config = self._configs.get(canonical_host(host))
+        return config is not None and config.insecure
+
+    def _host(self, name: str) -> _Host:
+        host = self._hosts.get(name)
+        if host is None:
+            insecure = self._is_insecure(name)
+            api_host = DOCKER_HUB_API if canonical_host(name) == DOCKER_HUB else name
+            base = httpx.URL(f"{'http' if insecure else 'https'}://{api_host}")
+            host = self._hosts[name] = _Host(name, base, insecure)
+        return host
+
+    @staticmethod
+    def _expect_ok(reply: Reply, what: str) -> None:
+        if 200 <= reply.status < 300:
+            return
+        if reply.status in (401, 403):
+            raise RegistryAuthError(
+                f"{what}: the registry refused access (HTTP {reply.status})",
+                found=reply.text_excerpt() or None,
+                hint="configure credentials for this registry (policy or Docker config)",
+            )
+        if reply.status == 404:
+            raise NotFoundError(f"{what} does not exist")
+        raise RegistryResponseError(
+            f"{what}: unexpected HTTP {reply.status}", found=reply.text_excerpt() or None
+        )
+
+    async def _request(
+        self,
+        host: _Host,
+        repository: str,
+        path_or_url: str | httpx.URL,
+        *,
+        accept: str | None,
+        max_bytes: int,
+        what: str,
+    ) -> Reply:
+        """GET with the auth dance: pre-emptive credentials, then at most two challenges."""
+        if self._closed:
+            raise RuntimeError("RegistryClient used after it was closed")
+        url = host.base.join(path_or_url) if isinstance(path_or_url, str) else path_or_url
+        scope = pull_scope(repository)
+        authorization = await self._preemptive_auth(host, scope, what)
+        reply: Reply | None = None
+        for _round in range(3):
+            headers = {"Accept": accept} if accept else {}
+            if authorization is not None:
+                headers["Authorization"] = authorization
+            reply = await self._http.request(
+                "GET", url, headers=headers, max_bytes=max_bytes, what=what
+            )
+            if reply.status != 401:
+                return reply
+            if not same_origin(reply.url, host.base):
+                return reply  # a redirect target that wants auth gets none of ours
+            challenges = parse_www_authenticate(
+                ", ".join(reply.headers.get_list("WWW-Authenticate"))
+            )
+            answer = await self._answer(host, challenges, scope, authorization, what)
+            if answer is None:
+                return reply
+            authorization = answer
+        assert reply is not None
+        return reply
+
+    async def _preemptive_auth(self, host: _Host, scope: str, what: str) -> str | None:
+        if host.bearer is not None:
+            return "Bearer " + await self._token(host, host.bearer, scope, what)
+        if host.basic:
+            creds = self._credentials.get(host.name)
+            return creds.basic_header() if creds is not None else None
+        return None
+
+    async def _answer(
+        self,
+        host: _Host,
+        challenges: list[Challenge],
+        scope: str,
+        rejected: str | None,
+        what: str,
+    ) -> str | None:
+        """The Authorization to retry with, or None to give up (the 401 stands)."""
+        by_scheme = {c.scheme: c for c in challenges}
+        bearer = by_scheme.get("bearer")
+        if bearer is not None and bearer.get("realm"):
+            host.bearer = bearer
+            wanted = bearer.get("scope") or scope
+            key = TokenCache.key(bearer.get("realm") or "", bearer.get("service"), wanted)
+            if rejected is not None and rejected.startswith("Bearer "):
+                cached = self._tokens.get(key, now=self.deadline.clock())
+                if cached is not None and rejected == "Bearer " + cached.value:
+                    self._tokens.drop(key)  # expired early or revoked: ask again, once
+                elif bearer.get("error") != "insufficient_scope":
+                    raise RegistryAuthError(
+                        f"{what}: the registry refused a fresh token",
+                        found=bearer.get("error"),
+                        hint="the credentials lack pull access to this repository",
+                    )
+            token = await self._token(host, bearer, wanted, what)
+            answer = "Bearer " + token
+            return None if answer == rejected else answer
+        if "basic" in by_scheme:
+            creds = self._credentials.get(host.name)
+            if creds is None:
+                raise RegistryAuthError(
+                    f"{what}: the registry asks for credentials and none are configured",
+                    hint=f"add credentials for {host.name} (policy 'credentials' or Docker config)",
+                )
+            answer = creds.basic_header()
+            if answer == rejected:
+                raise RegistryAuthError(f"{what}: the registry refused the configured credentials")
+            host.basic = True
+            return answer
+        return None
+
+    async def _token(self, host: _Host, challenge: Challenge, scope: str, what: str) -> str:
+        realm = challenge.get("realm") or ""
+        key = TokenCache.key(realm, challenge.get("service"), scope)
+        cached = self._tokens.get(key, now=self.deadline.clock())
+        if cached is not None:
+            return cached.value
+        # Concurrent requests for one scope share one fetch; afterwards the cache decides.
+        return await self._token_flights.get(
+            key, lambda: self._fetch_token(host, challenge, scope, key, what), keep=False
+        )
+
+    async def _fetch_token(
+        self,
+        host: _Host,
+        challenge: Challenge,
+        scope: str,
+        key: tuple[str, str, str],
+        what: str,
+    ) -> str:
+        realm = challenge.get("realm") or ""
+        try:
+            url = httpx.URL(realm)
+        except (httpx.InvalidURL, TypeError):
+            raise RegistryAuthError(f"{what}: the registry names an invalid token realm") from None
+        if url.scheme not in ("http", "https") or not url.host:
+            raise RegistryAuthError(f"{what}: the token realm {realm!r} is not an http(s) URL")
+        if url.scheme == "http" and not (host.insecure or self._is_insecure(url.netloc.decode())):
+            raise RegistryAuthError(
+                f"{what}: the token realm {realm} is plain http",
+                hint="mark the registry insecure in the policy only for test registries",
+            )
+        params = {"scope": scope}
+        if challenge.get("service"):
+            params["service"] = challenge.get("service") or ""
+        url = url.copy_merge_params(params)
+        headers: dict[str, str] = {}
+        creds = self._credentials.get(host.name)
+        if creds is not None:
+            headers["Authorization"] = creds.basic_header()
+        self._stats.token_fetches += 1
+        self._stats.token_scopes.append(scope)
+        reply = await self._http.request(
+            "GET", url, headers=headers, max_bytes=MAX_TOKEN_BYTES, what=f"token for {what}"
+        )
+        if reply.status in (401, 403):
+            raise RegistryAuthError(
+                f"{what}: the token endpoint {url.host} refused "
+                + ("the configured credentials" if creds else "an anonymous request"),
+                found=reply.text_excerpt() or None,
+                hint=f"configure credentials for {host.name}",
+            )
+        if reply.status != 200:
+            raise RegistryResponseError(
+                f"{what}: the token endpoint answered HTTP {reply.status}",
+                found=reply.text_excerpt() or None,
+            )
+        token = parse_token_response(reply.body, realm=realm, now=self.deadline.clock())
+        self._tokens.put(key, token)
+        return token.value
+
+
+def _value(value: V) -> Callable[[], Awaitable[V]]:
+    async def constant() -> V:
+        return value
+
+    return constant
+
+
+def _next_link(reply: Reply) -> str | None:
+    for header in reply.headers.get_list("Link"):
+        match = _LINK_NEXT.search(header)
+        if match:
+            return match.group(1)
+    return None

@@ -1,0 +1,361 @@
+"""HTTP plumbing for the registry client: the run deadline, retries, capped streamed reads.
+
+- :class:`Deadline`: one per run. Every request is bounded by what is left of
+  it, and a retry whose back-off would end past it is not attempted: the
+  caller gets :class:`~gate.errors.FetchError` at once. It owns the clock and
+  the sleep, so tests drive it with a fake clock and never really wait.
+- :class:`Http`: sends one request through the (single, injectable) httpx
+  transport, following redirects by hand (``Authorization`` is dropped when a
+  redirect leaves the origin; no redirect from https to plain http), reading
+  the body streamed and capped, retried with tenacity only for transport
+  errors, truncated bodies, 429 (``Retry-After`` honoured, capped) and 5xx,
+  with full-jitter exponential back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
+from tenacity.wait import wait_random_exponential
+
+from gate.errors import FetchError, SizeLimitError
+
+log = logging.getLogger(__name__)
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
+ERROR_BODY_MAX_BYTES = 64 * 1024  # what is read of a non-2xx answer, for the message
+
+
+class Deadline:
+    """An overall time budget: ``remaining()`` seconds are left; ``sleep`` never overshoots it."""
+
+    def __init__(
+        self,
+        seconds: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if seconds <= 0:
+            raise ValueError("a deadline needs a positive number of seconds")
+        self.seconds = seconds
+        self.clock = clock
+        self._sleep = sleep
+        self._end = clock() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self._end - self.clock())
+
+    @property
+    def expired(self) -> bool:
+        return self.remaining() <= 0.0
+
+    def check(self, what: str) -> None:
+        """Raise :class:`FetchError` when no time is left."""
+        if self.expired:
+            raise FetchError(
+                f"{what}: the run's deadline of {self.seconds:g}s is exhausted",
+                hint="the registry is slow or unreachable; retry later or raise the deadline",
+            )
+
+    async def sleep(self, seconds: float) -> None:
+        await self._sleep(min(max(seconds, 0.0), self.remaining()))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry. ``backoff_*`` feed a full-jitter exponential wait."""
+
+    max_attempts: int = 5
+    backoff_multiplier_s: float = 0.25
+    backoff_max_s: float = 4.0
+    retry_after_cap_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A response read in full (within its cap). ``url`` is the one that answered."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    url: httpx.URL
+
+    @property
+    def content_type(self) -> str | None:
+        value = self.headers.get("Content-Type")
+        return value.partition(";")[0].strip().lower() if value else None
+
+    def text_excerpt(self, limit: int = 300) -> str:
+        return self.body[:limit].decode("utf-8", "replace").strip()
+
+
+class _Retryable(Exception):
+    """An attempt that may be repeated: transport error, truncated body, 429 or 5xx."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class _Plan:
+    """tenacity's stop and wait for one request, sharing the computed delay.
+
+    tenacity asks ``stop`` before ``wait``; the delay is computed once in
+    ``stop`` (so the jitter is drawn once) and the retry is abandoned when
+    the attempts are used up or the delay would reach past the deadline.
+    """
+
+    def __init__(self, policy: RetryPolicy, deadline: Deadline) -> None:
+        self.policy = policy
+        self.deadline = deadline
+        self.next_delay = 0.0
+        self.gave_up_for_deadline = False
+        self._backoff = wait_random_exponential(
+            multiplier=policy.backoff_multiplier_s, max=policy.backoff_max_s
+        )
+
+    def stop(self, state: RetryCallState) -> bool:
+        if state.attempt_number >= self.policy.max_attempts:
+            return True
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            delay = min(exc.retry_after, self.policy.retry_after_cap_s)
+        else:
+            delay = float(self._backoff(state))
+        if delay >= self.deadline.remaining():
+            self.gave_up_for_deadline = True
+            return True
+        self.next_delay = delay
+        return False
+
+    def wait(self, state: RetryCallState) -> float:
+        return self.next_delay
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` value (delta-seconds or an HTTP date); None if absent/bad."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    wall = time.time() if now is None else now
+    return max(0.0, when.timestamp() - wall)
+
+
+def same_origin(a: httpx.URL, b: httpx.URL) -> bool:
+    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+
+
+class Http:
+    """One request at a time through ``client``, bounded by the semaphore and the deadline."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        deadline: Deadline,
+        semaphore: asyncio.Semaphore,
+        retry: RetryPolicy,
+        plain_http_ok: Callable[[httpx.URL], bool],
+    ) -> None:
+        self.client = client
+        self.deadline = deadline
+        self.semaphore = semaphore
+        self.retry = retry
+        self._plain_http_ok = plain_http_ok
+        #: Number of HTTP exchanges sent (every attempt and redirect hop counts).
+        self.requests_sent = 0
+
+    async def request(
+        self,
+        method: str,
+        url: httpx.URL,
+        *,
+        headers: Mapping[str, str],
+        max_bytes: int,
+        what: str,
+    ) -> Reply:
+        """Send with retries; return the final reply (any status but 429/5xx after retries).
+
+        Raises :class:`FetchError` when retries or the deadline are exhausted,
+        :class:`SizeLimitError` when a 2xx body is larger than ``max_bytes``.
+        """
+        plan = _Plan(self.retry, self.deadline)
+        retrying = AsyncRetrying(
+            stop=plan.stop,
+            wait=plan.wait,
+            retry=retry_if_exception_type(_Retryable),
+            sleep=self.deadline.sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    self.deadline.check(what)
+                    return await self._follow(method, url, headers, max_bytes, what)
+        except _Retryable as exc:
+            n = retrying.statistics.get("attempt_number", 1)
+            why = (
+                "the next retry would pass the run's deadline"
+                if plan.gave_up_for_deadline
+                else f"gave up after {n} attempt(s)"
+            )
+            raise FetchError(
+                f"{what}: {exc.message}; {why}",
+                hint="the registry is unreachable or overloaded; retry later",
+            ) from None
+        raise AssertionError("unreachable: tenacity neither returned nor raised")
+
+    async def _follow(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: Mapping[str, str],
+        max_bytes: int,
+        what: str,
+    ) -> Reply:
+        origin = url
+        current = url
+        sent_headers = dict(headers)
+        for _hop in range(MAX_REDIRECTS + 1):
+            reply = await self._exchange(method, current, sent_headers, max_bytes, what)
+            location = reply.headers.get("Location")
+            if reply.status not in REDIRECT_STATUSES or not location:
+                return reply
+            target = current.join(location)
+            if target.scheme not in ("http", "https"):
+                raise FetchError(f"{what}: redirect to a non-HTTP URL {target.scheme}:…")
+            if (
+                current.scheme == "https"
+                and target.scheme == "http"
+                and not self._plain_http_ok(target)
+            ):
+                raise FetchError(
+                    f"{what}: the registry redirected from https to plain http ({target.host})",
+                    hint="mark the target host insecure in the policy only if that is intended",
+                )
+            if not same_origin(target, origin):
+                # Blob redirects to storage are common; credentials stay with the registry.
+                sent_headers = {
+                    k: v for k, v in sent_headers.items() if k.lower() != "authorization"
+                }
+            if reply.status == 303:
+                method = "GET"
+            current = target
+        raise FetchError(f"{what}: more than {MAX_REDIRECTS} redirects")
+
+    async def _exchange(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: Mapping[str, str],
+        max_bytes: int,
+        what: str,
+    ) -> Reply:
+        timeout = self.deadline.remaining()
+        if timeout <= 0:
+            self.deadline.check(what)
+        async with self.semaphore:
+            self.requests_sent += 1
+            try:
+                async with asyncio.timeout(timeout) as scope:
+                    try:
+                        return await self._send_and_read(method, url, headers, max_bytes, what)
+                    except httpx.TimeoutException as exc:
+                        raise _Retryable(f"timed out ({type(exc).__name__})") from None
+                    except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                        raise _Retryable(
+                            f"connection failed ({type(exc).__name__}: {exc})"
+                        ) from None
+            except TimeoutError:
+                if scope.expired():
+                    raise FetchError(
+                        f"{what}: no answer before the run's deadline of "
+                        f"{self.deadline.seconds:g}s",
+                        hint="the registry is slow or unreachable; retry later",
+                    ) from None
+                raise
+
+    async def _send_and_read(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: Mapping[str, str],
+        max_bytes: int,
+        what: str,
+    ) -> Reply:
+        request = self.client.build_request(method, url, headers=dict(headers))
+        response = await self.client.send(request, stream=True, follow_redirects=False)
+        try:
+            status = response.status_code
+            ok = 200 <= status < 300
+            cap = max_bytes if ok else ERROR_BODY_MAX_BYTES
+            declared = _content_length(response)
+            if ok and declared is not None and declared > cap:
+                raise SizeLimitError(
+                    f"{what}: the registry announces {declared} bytes, more than the "
+                    f"limit of {cap}",
+                    found=f"{declared} bytes",
+                    expected=f"at most {cap} bytes",
+                )
+            body = await _read_capped(response, cap, truncate=not ok, what=what)
+            identity = response.headers.get("Content-Encoding", "identity").lower() == "identity"
+            if (
+                ok
+                and identity
+                and declared is not None
+                and len(body) != declared
+                and (method != "HEAD")
+            ):
+                raise _Retryable(f"truncated body ({len(body)} of {declared} bytes announced)")
+        finally:
+            await response.aclose()
+        if status == 429 or 500 <= status < 600:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            raise _Retryable(
+                f"HTTP {status} from {url.host}",
+                retry_after=retry_after if status in (429, 503) else None,
+            )
+        return Reply(status, response.headers, body, url)
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("Content-Length")
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value)
+
+
+async def _read_capped(response: httpx.Response, cap: int, *, truncate: bool, what: str) -> bytes:
+    """Read the body; past ``cap`` stop and raise (or, for error bodies, just stop)."""
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in response.aiter_bytes():
+        total += len(chunk)
+        if total > cap:
+            if truncate:
+                chunks.append(chunk[: cap - (total - len(chunk))])
+                break
+            raise SizeLimitError(
+                f"{what}: the body is larger than the limit of {cap} bytes; reading stopped",
+                expected=f"at most {cap} bytes",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
