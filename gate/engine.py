@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gate.errors import EvidenceError, GateError, VerificationError
-from gate.manifests import ImageField, ImageOccurrence, extract_images, pin_images
+from gate.manifests import (
+    ImageField,
+    ImageOccurrence,
+    extract_images,
+    pin_images,
+    unclaimed_image_keys,
+)
 from gate.policy.loader import LoadedPolicy
 from gate.policy.match import image_rule_for
 from gate.policy.model import ImageRule
@@ -252,6 +258,7 @@ class Engine:
             occurrences = extract_images(documents, extra)
         if occurrences is None:
             return None
+        self._warn_unclaimed(ctx, documents, occurrences)
 
         # 5. Images.
         verified = self._verify_images(ctx, occurrences, report)
@@ -277,6 +284,26 @@ class Engine:
                     "exempt image has no verified digest; it is deployed by tag",
                 )
         return dump_all(pin_images(documents, pinned))
+
+    def _warn_unclaimed(
+        self,
+        ctx: Context,
+        documents: Sequence[Mapping[str, Any]],
+        occurrences: Sequence[ImageOccurrence],
+    ) -> None:
+        # An `image:` string no extractor claimed is probably a custom resource
+        # whose images the policy does not describe: say so, loudly.
+        for index, path in unclaimed_image_keys(documents, occurrences):
+            doc = documents[index]
+            kind = f"{doc.get('kind')}/{(doc.get('metadata') or {}).get('name')}"
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+            ctx.findings.warn(
+                "manifests.images",
+                f"{kind} {where}",
+                "unchecked-image-field",
+                f"{doc.get('apiVersion')} {kind} has an image at {where} that is NOT verified\n"
+                "to fix: if it is a container image, describe it in spec.imageFields",
+            )
 
     def _verify_images(
         self, ctx: Context, occurrences: Sequence[ImageOccurrence], report: Report

@@ -200,6 +200,15 @@ class ImageField(_Model):
     kind: NonEmpty
     paths: list[NonEmpty] = Field(min_length=1)
 
+    @field_validator("paths")
+    @classmethod
+    def _paths_parse(cls, paths: list[str]) -> list[str]:
+        from gate.manifests import parse_field_path
+
+        for p in paths:
+            parse_field_path(p)  # ValueError names the path and the position
+        return paths
+
 
 class RegistryConfig(_Model):
     host: NonEmpty

@@ -320,3 +320,29 @@ def test_report_shape(tmp_path: Path) -> None:
 def test_empty_image_field_is_a_deny(tmp_path: Path, bad: str) -> None:
     r = run(tmp_path, {"images": [EXEMPT]}, deployment("w", bad))
     assert r.exit_code == 1 and r.manifests is None
+
+
+def test_unclaimed_image_key_is_warned(tmp_path: Path) -> None:
+    prom = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "Prometheus",
+        "metadata": {"name": "main"},
+        "spec": {"image": "quay.io/prometheus/prometheus:v2"},
+    }
+    r = run(tmp_path, {"images": [EXEMPT]}, prom)
+    warns = [f for f in r.report.findings if f.reason == "unchecked-image-field"]
+    assert warns and warns[0].outcome == "warn" and "spec.image" in warns[0].subject
+
+
+def test_image_fields_make_custom_resources_checked(tmp_path: Path) -> None:
+    prom = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "Prometheus",
+        "metadata": {"name": "main"},
+        "spec": {"image": "quay.io/prometheus/prometheus:v2"},
+    }
+    fields = [
+        {"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus", "paths": ["spec.image"]}
+    ]
+    r = run(tmp_path, {"images": [EXEMPT], "imageFields": fields}, prom)
+    assert reasons(r) == {("quay.io/prometheus/prometheus:v2", "no-policy")}

@@ -228,3 +228,8 @@ def test_digest_is_sha256_of_the_bytes(tmp_path: Path) -> None:
     assert load_policy(p).digest == "sha256:" + hashlib.sha256(data).hexdigest()
     p.write_bytes(data + b"\n# a comment changes the digest\n")
     assert load_policy(p).digest != "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_image_field_paths_are_validated() -> None:
+    with pytest.raises(PolicyError, match=r"spec\.imageFields\[0\]\.paths"):
+        _load(_broken("spec.imageFields.0.paths", ["spec..image"]))
