@@ -585,11 +585,15 @@ def push_helm_chart(
     chart_tgz: bytes,
     version: str | None = None,
     prov_bytes: bytes | None = None,
+    *,
+    created: str | None = None,
 ) -> Descriptor:
     """Push a packaged chart as Helm does; the tag is the version with ``+`` → ``_``.
 
-    ``version`` defaults to the one in Chart.yaml (pass another to push a
-    mislabelled chart, for tests).
+    The config blob equals Helm's byte for byte. ``version`` defaults to the one
+    in Chart.yaml (pass another to push a mislabelled chart, for tests).
+    ``created`` (RFC 3339) sets the annotation Helm adds; omitted by default so
+    that digests stay deterministic.
     """
     meta = read_chart_yaml(chart_tgz)
     version = version or str(meta["version"])
@@ -602,9 +606,12 @@ def push_helm_chart(
     annotations["org.opencontainers.image.version"] = version
     if meta.get("description"):
         annotations["org.opencontainers.image.description"] = str(meta["description"])
+    if created:
+        annotations["org.opencontainers.image.created"] = created
+    # Like Helm 4 (checked: `helm push` 4.1.4): no top-level "mediaType"; the registry serves
+    # it from the Content-Type of the PUT, so readers must not rely on the field.
     manifest = {
         "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
         "config": config.to_dict(),
         "layers": [d.to_dict() for d in layers],
         "annotations": annotations,

@@ -323,8 +323,12 @@ class TokenServer:
         httpd.daemon_threads = True
         self.port = httpd.server_address[1]
         self._httpd = httpd
+        # A short poll interval: shutdown() waits for the loop's next poll (default 0.5 s).
         self._thread = threading.Thread(
-            target=httpd.serve_forever, name=f"token-server-{self.port}", daemon=True
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"token-server-{self.port}",
+            daemon=True,
         )
         self._thread.start()
 

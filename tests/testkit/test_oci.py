@@ -6,7 +6,11 @@ import gzip
 import hashlib
 import io
 import json
+import os
+import shutil
+import subprocess
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -145,6 +149,7 @@ def test_helm_chart_layout(registry: Registry, repo_name: str) -> None:
     fetched, manifest = _read_back(registry, repo_name, "1.2.3_build.7")
     assert fetched.digest == desc.digest
     assert fetched.media_type == oci.OCI_MANIFEST
+    assert "mediaType" not in manifest  # as Helm 4 writes it: only the Content-Type says so
     assert manifest["config"]["mediaType"] == oci.HELM_CONFIG
     config = json.loads(oci.get_blob(registry, repo_name, manifest["config"]["digest"]))
     assert config == {
@@ -162,6 +167,26 @@ def test_helm_chart_layout(registry: Registry, repo_name: str) -> None:
     assert prov_layer["mediaType"] == oci.HELM_PROV
     assert oci.get_blob(registry, repo_name, prov_layer["digest"]) == prov
     assert manifest["annotations"]["org.opencontainers.image.version"] == "1.2.3+build.7"
+
+
+def test_real_helm_pulls_the_chart(registry: Registry, repo_name: str, tmp_path: Path) -> None:
+    """Interop: Helm itself reads what we push (chart and provenance, '+' restored)."""
+    helm = shutil.which("helm")
+    if helm is None:
+        pytest.skip("helm not on PATH (scripts/bootstrap.sh puts it in .tools/bin)")
+    repo = f"{repo_name}/demo"  # helm names the file after the last path component
+    oci.push_helm_chart(registry, repo, _chart_tgz(), prov_bytes=b"prov")
+    (tmp_path / "out").mkdir()
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    env |= {f"HELM_{k}_HOME": str(tmp_path / k) for k in ("CACHE", "CONFIG", "DATA")}
+    subprocess.run(
+        [helm, "pull", f"oci://{registry.host}/{repo}", "--version", "1.2.3+build.7",
+         "--plain-http", "--prov", "-d", str(tmp_path / "out")],
+        check=True, capture_output=True, env=env, timeout=30,
+    )  # fmt: skip
+    pulled = tmp_path / "out" / "demo-1.2.3+build.7.tgz"
+    assert pulled.read_bytes() == _chart_tgz()
+    assert pulled.with_name(pulled.name + ".prov").read_bytes() == b"prov"
 
 
 def test_helm_chart_without_provenance(registry: Registry, repo_name: str) -> None:
