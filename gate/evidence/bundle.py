@@ -364,14 +364,9 @@ def verify_key_bundle(
 # --- what was signed -----------------------------------------------------------------------
 
 
-def check_statement(
-    payload_type: str | None,
-    payload: bytes | None,
-    image_digest: str,
-    predicate_type: str = COSIGN_SIGN_PREDICATE_TYPE,
-) -> dict[str, Any]:
-    """The DSSE payload is an in-toto statement about ``image_digest`` of ``predicate_type``."""
+def _statement(payload_type: str | None, payload: bytes | None) -> dict[str, Any]:
     if payload_type != IN_TOTO_PAYLOAD_TYPE or payload is None:
+        # Another payload type is another kind of claim: never read it as a statement.
         raise SignatureError(
             "the signed envelope is not an in-toto statement",
             found=repr(payload_type),
@@ -381,27 +376,23 @@ def check_statement(
         statement = json.loads(payload)
         if not isinstance(statement, dict):
             raise TypeError("not an object")
-        kind = statement.get("_type")
-        ptype = statement.get("predicateType")
-        subjects = statement.get("subject")
-        if not isinstance(subjects, list):
+        if not isinstance(statement.get("subject"), list):
             raise TypeError("subject is not a list")
     except (ValueError, TypeError) as e:
         raise SignatureError(f"the signed statement is malformed: {e}") from e
-    if kind not in STATEMENT_TYPES:
-        raise SignatureError("the signed payload is not an in-toto statement", found=repr(kind))
-    if ptype != predicate_type:
-        # A provenance attestation is not an image signature (and vice versa).
+    if statement.get("_type") not in STATEMENT_TYPES:
         raise SignatureError(
-            "the signed statement has another predicate type",
-            found=repr(ptype),
-            expected=repr(predicate_type),
+            "the signed payload is not an in-toto statement", found=repr(statement.get("_type"))
         )
-    algorithm, _, hex_value = image_digest.partition(":")
+    return statement
+
+
+def _require_subject(statement: dict[str, Any], algorithm: str, hex_value: str) -> None:
+    subjects = statement["subject"]
     for s in subjects:
         digests = s.get("digest") if isinstance(s, dict) else None
         if isinstance(digests, dict) and digests.get(algorithm) == hex_value:
-            return statement
+            return
     named = [
         f"{k}:{v}"
         for s in subjects
@@ -411,6 +402,31 @@ def check_statement(
     raise DigestMismatchError(
         "the signed statement is about another artifact",
         found=", ".join(named) or "no subject digest",
-        expected=image_digest,
-        hint="a signature copied from another image",
+        expected=f"{algorithm}:{hex_value}",
+        hint="a signature copied from another artifact",
     )
+
+
+def check_subject(payload_type: str | None, payload: bytes | None, sha256: bytes) -> None:
+    """The DSSE payload is an in-toto statement with ``sha256`` among its subjects."""
+    _require_subject(_statement(payload_type, payload), "sha256", sha256.hex())
+
+
+def check_statement(
+    payload_type: str | None,
+    payload: bytes | None,
+    image_digest: str,
+    predicate_type: str = COSIGN_SIGN_PREDICATE_TYPE,
+) -> dict[str, Any]:
+    """The DSSE payload is an in-toto statement about ``image_digest`` of ``predicate_type``."""
+    statement = _statement(payload_type, payload)
+    if statement.get("predicateType") != predicate_type:
+        # A provenance attestation is not an image signature (and vice versa).
+        raise SignatureError(
+            "the signed statement has another predicate type",
+            found=repr(statement.get("predicateType")),
+            expected=repr(predicate_type),
+        )
+    algorithm, _, hex_value = image_digest.partition(":")
+    _require_subject(statement, algorithm, hex_value)
+    return statement

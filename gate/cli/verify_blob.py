@@ -1,0 +1,109 @@
+"""``gate verify-blob FILE_OR_sha256:DIGEST --bundle F``: one Sigstore bundle, one artifact.
+
+Compatible with the sigstore-conformance client protocol (``verify-bundle``):
+``--certificate-identity I --certificate-oidc-issuer U`` (keyless, identity
+compared exactly) or ``--key PUB`` (a public-key bundle), optional
+``--trusted-root F`` (default: the public-good root shipped in ``sigstore``,
+offline). Exit 0 when verified, 1 when not, 2 on usage errors.
+
+For a DSSE bundle the artifact is the statement's subject: its SHA-256 must
+be one of the subject digests (any predicate type).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from gate.errors import UsageError, VerificationError
+from gate.evidence.bundle import (
+    Artifact,
+    VerifiedBundle,
+    check_subject,
+    verify_key_bundle,
+    verify_keyless_bundle,
+)
+from gate.evidence.cosign import load_policy_key
+from gate.policy.model import KeylessIdentity
+from gate.sources.trustroot import load_trust_root
+
+_DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
+MAX_ARTIFACT_BYTES = 1024 * 1024 * 1024
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "verify-blob",
+        help="verify a Sigstore bundle for a file or a sha256 digest",
+        description="Verify a Sigstore bundle (v0.1-v0.3) for FILE or sha256:DIGEST.",
+    )
+    p.add_argument("artifact", metavar="FILE_OR_DIGEST", help="a file, or sha256:<hex>")
+    p.add_argument("--bundle", required=True, help="the Sigstore bundle (JSON)")
+    p.add_argument("--certificate-identity", help="expected signer identity (exact)")
+    p.add_argument("--certificate-identity-regexp", help="expected identity (anchored regexp)")
+    p.add_argument("--certificate-oidc-issuer", help="expected OIDC issuer (exact)")
+    p.add_argument("--key", help="PEM public key (public-key bundles)")
+    p.add_argument("--trusted-root", help="Sigstore trusted_root.json (default: public good)")
+    p.set_defaults(func=run)
+
+
+def _artifact(text: str) -> Artifact:
+    m = _DIGEST.fullmatch(text)
+    if m is not None:
+        return Artifact(bytes.fromhex(m.group(1)))
+    path = Path(text)
+    try:
+        if path.stat().st_size > MAX_ARTIFACT_BYTES:
+            raise UsageError(f"{path} is larger than 1 GiB; pass sha256:<hex> instead")
+        return Artifact.of(path.read_bytes())
+    except OSError as e:
+        raise UsageError(f"cannot read the artifact {path}: {e.strerror or e}") from e
+
+
+def _identity(args: argparse.Namespace) -> KeylessIdentity:
+    if args.certificate_oidc_issuer is None:
+        raise UsageError("--certificate-oidc-issuer is required with a certificate identity")
+    if (args.certificate_identity is None) == (args.certificate_identity_regexp is None):
+        raise UsageError(
+            "give one of --certificate-identity or --certificate-identity-regexp (or --key)"
+        )
+    regexp = args.certificate_identity_regexp or re.escape(args.certificate_identity)
+    return KeylessIdentity.model_validate(
+        {"issuer": args.certificate_oidc_issuer, "subjectRegExp": regexp}
+    )
+
+
+def verify(args: argparse.Namespace) -> VerifiedBundle:
+    artifact = _artifact(args.artifact)
+    try:
+        data = Path(args.bundle).read_bytes()
+    except OSError as e:
+        raise UsageError(f"cannot read the bundle {args.bundle}: {e.strerror or e}") from e
+    root = load_trust_root(args.trusted_root)
+    if args.key is not None:
+        try:
+            pem = Path(args.key).read_text()
+        except OSError as e:
+            raise UsageError(f"cannot read the key {args.key}: {e.strerror or e}") from e
+        result = verify_key_bundle(data, load_policy_key(pem), artifact, root)
+    else:
+        result = verify_keyless_bundle(data, root, _identity(args), artifact)
+    if result.content == "dsse-envelope":
+        check_subject(result.payload_type, result.payload, artifact.sha256)
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.key is not None and (args.certificate_identity or args.certificate_identity_regexp):
+        raise UsageError("give either --key or a certificate identity, not both")
+    try:
+        result = verify(args)
+    except VerificationError as e:
+        print(f"gate verify-blob: FAIL ({e.reason})\n{e.diagnostics()}", file=sys.stderr)
+        return e.exit_code
+    who = result.signer_id
+    print(f"gate verify-blob: OK: {args.artifact} signed by {who}", file=sys.stderr)
+    return 0
