@@ -50,7 +50,12 @@ def parse_policy(data: bytes, *, source: str) -> LoadedPolicy:
     try:
         docs = load_all(data, source=source)
     except GateError as e:
-        raise PolicyError(f"{source}: not valid YAML: {e.message}", hint=e.hint) from e
+        raise PolicyError(
+            f"policy file is not valid YAML: {e.message}",
+            reason="policy-invalid",
+            found=e.found,
+            hint="fix the policy file's YAML (duplicate keys and aliases are refused)",
+        ) from e
     if len(docs) != 1:
         raise PolicyError(
             f"{source}: expected exactly one YAML document, found {len(docs)}",
