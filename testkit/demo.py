@@ -219,9 +219,8 @@ def main() -> int:
         world = build_world(root, registry)
         shutil.copy(world.policy, OUT / "policy.yaml")
         for i, sc in enumerate(world.scenarios, start=2):
-            say(
-                f"\n{BOLD}{i}. {sc.title}{RESET}\n   $ gate verify {sc.source.relative_to(root)} --policy policy.yaml"
-            )
+            rel = sc.source.relative_to(root)
+            say(f"\n{BOLD}{i}. {sc.title}{RESET}\n   $ gate verify {rel} --policy policy.yaml")
             out = OUT / f"scenario-{i}.yaml"
             code, report = run_gate(world, sc, out)
             reasons = {
@@ -242,9 +241,8 @@ def main() -> int:
             )
             say(f"   => exit {code}: {verdict}")
             failures += not ok
-    say(
-        f"\n{BOLD}demo {'finished: every outcome as expected' if not failures else f'had {failures} unexpected outcome(s)'}{RESET}; files in {OUT}/"
-    )
+    summary = "every outcome as expected" if not failures else f"{failures} UNEXPECTED outcome(s)"
+    say(f"\n{BOLD}demo finished: {summary}{RESET}; files in {OUT}/")
     return 1 if failures else 0
 
 
