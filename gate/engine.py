@@ -163,7 +163,9 @@ class Verifiers:
 
 def default_verifiers() -> Verifiers:
     """The verifiers this build ships with."""
-    return Verifiers()
+    from gate.sources.git_verifier import GitSourceVerifier  # imports gate.engine for types
+
+    return Verifiers(source=GitSourceVerifier())
 
 
 @dataclass
