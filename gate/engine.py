@@ -163,9 +163,10 @@ class Verifiers:
 
 def default_verifiers() -> Verifiers:
     """The verifiers this build ships with."""
+    from gate.images import CosignImageVerifier
     from gate.sources.git_verifier import GitSourceVerifier  # imports gate.engine for types
 
-    return Verifiers(source=GitSourceVerifier())
+    return Verifiers(source=GitSourceVerifier(), images=CosignImageVerifier())
 
 
 @dataclass
