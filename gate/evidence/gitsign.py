@@ -1,0 +1,476 @@
+"""Keyless Git signatures (gitsign): CMS SignedData with a Fulcio certificate, offline.
+
+What gitsign writes (``-----BEGIN SIGNED MESSAGE-----``, checked against
+sigstore/gitsign ``pkg/git``, ``internal/rekor/oid`` and the ietf-cms fork): a
+detached CMS ``SignedData`` with one ``SignerInfo`` whose signed attributes are the
+content type, the message digest (SHA-256 of the commit or tag payload) and a
+signing time chosen by the signer; the signature covers the DER ``SET OF`` those
+attributes. The certificate is a short-lived Fulcio leaf. In ``rekorMode=offline``
+the Rekor entry for a ``hashedrekord`` over ``sha256(DER signed attributes)`` rides
+along as an unsigned attribute, OID ``1.3.6.1.4.1.57264.3.1``, an OCTET STRING
+holding a protobuf ``TransparencyLogEntry`` whose body gitsign clears (the
+verifier rebuilds it from the signature, which binds the entry to THIS signature).
+
+What we check, in order, each failure with its own reason:
+1. the CMS parses, is detached, has exactly one signer whose certificate it carries;
+2. message digest = sha256(payload), and the signature verifies over the signed
+   attributes (``bad-signature``);
+3. the leaf chains to a certificate authority of the trust root (``untrusted-signer``):
+   an attacker can mint a look-alike Fulcio CA, not one in our root;
+4. the embedded log entry exists (``tlog-entry-missing``: gitsign's default online
+   mode can only be checked by querying Rekor, which an offline gate cannot do) and
+   its SET verifies under a Rekor key of the trust root (``tlog-invalid``);
+5. the log's integrated time lies inside the certificate's validity (``key-expired``):
+   the signing time attribute is the signer's claim, the log's time is not;
+6. the identity (issuer exact, subject anchored glob) is one the policy trusts
+   (``untrusted-signer``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import rfc8785
+from asn1crypto import cms as asn1_cms  # type: ignore[import-untyped]
+from asn1crypto import core as asn1_core
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from gate.errors import IdentityError, SignatureError, VerificationError
+from gate.evidence.identity import check_identity, read_identity
+from gate.evidence.sigtools import KeyExpiredError, UntrustedSignerError
+from gate.policy.model import KeylessIdentity
+
+OID_REKOR_TLOG_ENTRY = "1.3.6.1.4.1.57264.3.1"
+MAX_SIGNATURE_BYTES = 64 * 1024
+_ARMOR = re.compile(
+    rb"-----BEGIN SIGNED MESSAGE-----\n([A-Za-z0-9+/=\n]+)-----END SIGNED MESSAGE-----\n?\Z"
+)
+
+LogKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+
+
+class TlogMissingError(VerificationError):
+    reason = "tlog-entry-missing"
+
+
+class TlogInvalidError(VerificationError):
+    reason = "tlog-invalid"
+
+
+# -- trust root -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RekorKey:
+    log_id: bytes
+    key: LogKey
+    start: dt.datetime | None
+    end: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class KeylessTrust:
+    """The parts of a Sigstore trust root a gitsign signature is checked against."""
+
+    #: Each CA as its chain, the certificate that issues leaves first.
+    ca_chains: tuple[tuple[x509.Certificate, ...], ...]
+    rekor_keys: tuple[RekorKey, ...]
+
+    @classmethod
+    def from_trusted_root(cls, data: bytes) -> KeylessTrust:
+        """Parse ``trusted_root.json`` (protobuf-specs ``TrustedRoot``, JSON mapping)."""
+        try:
+            doc = json.loads(data)
+            chains: list[tuple[x509.Certificate, ...]] = []
+            for ca in doc.get("certificateAuthorities", []):
+                certs = tuple(
+                    x509.load_der_x509_certificate(base64.b64decode(c["rawBytes"]))
+                    for c in ca["certChain"]["certificates"]
+                )
+                if certs:
+                    chains.append(certs)
+            keys: list[RekorKey] = []
+            for log in doc.get("tlogs", []):
+                pk = log["publicKey"]
+                key = serialization.load_der_public_key(base64.b64decode(pk["rawBytes"]))
+                if not isinstance(key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+                    continue
+                valid = pk.get("validFor", {})
+                keys.append(
+                    RekorKey(
+                        base64.b64decode(log["logId"]["keyId"]),
+                        key,
+                        _time(valid.get("start")),
+                        _time(valid.get("end")),
+                    )
+                )
+        except (ValueError, KeyError, TypeError, binascii.Error) as e:
+            raise SignatureError(f"the Sigstore trust root does not parse: {e}") from e
+        return cls(tuple(chains), tuple(keys))
+
+
+def _time(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+# -- protobuf (the few fields of TransparencyLogEntry we need) ---------------------
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return value, pos
+
+
+def _pb_fields(data: bytes) -> dict[int, list[int | bytes]]:
+    """Decode one protobuf message level: field number -> values (varints or bytes)."""
+    out: dict[int, list[int | bytes]] = {}
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        value: int | bytes
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 2:
+            n, pos = _varint(data, pos)
+            if pos + n > len(data):
+                raise ValueError("truncated length-delimited field")
+            value, pos = data[pos : pos + n], pos + n
+        elif wire in (1, 5):
+            width = 8 if wire == 1 else 4
+            if pos + width > len(data):
+                raise ValueError("truncated fixed field")
+            value, pos = data[pos : pos + width], pos + width
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+        out.setdefault(number, []).append(value)
+    return out
+
+
+def _one(fields: Mapping[int, list[int | bytes]], n: int, kind: type, default: Any) -> Any:
+    values = fields.get(n, [])
+    if len(values) > 1:
+        raise ValueError(f"field {n} repeated")
+    if not values:
+        return default
+    if not isinstance(values[0], kind):
+        raise ValueError(f"field {n} has the wrong wire type")
+    return values[0]
+
+
+@dataclass(frozen=True)
+class TlogEntry:
+    log_index: int
+    log_id: bytes
+    kind: str
+    version: str
+    integrated_time: int
+    signed_entry_timestamp: bytes
+    canonicalized_body: bytes
+
+
+def parse_tlog_entry(data: bytes) -> TlogEntry:
+    """Decode a protobuf ``dev.sigstore.rekor.v1.TransparencyLogEntry``."""
+    try:
+        top = _pb_fields(data)
+        log_id = _pb_fields(_one(top, 2, bytes, b""))
+        kind = _pb_fields(_one(top, 3, bytes, b""))
+        promise = _pb_fields(_one(top, 5, bytes, b""))
+        return TlogEntry(
+            log_index=_one(top, 1, int, 0),
+            log_id=_one(log_id, 1, bytes, b""),
+            kind=_one(kind, 1, bytes, b"").decode(),
+            version=_one(kind, 2, bytes, b"").decode(),
+            integrated_time=_one(top, 4, int, 0),
+            signed_entry_timestamp=_one(promise, 1, bytes, b""),
+            canonicalized_body=_one(top, 7, bytes, b""),
+        )
+    except (ValueError, UnicodeDecodeError) as e:
+        raise TlogInvalidError(f"the embedded Rekor entry does not parse: {e}") from e
+
+
+# -- CMS --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CmsSignature:
+    certificate: x509.Certificate
+    signed_attrs_der: bytes  # the DER SET OF, as signed
+    message_digest: bytes
+    signature: bytes
+    tlog_entry: bytes | None
+
+
+def _attr(attrs: Any, name: str) -> Any:
+    found = [a for a in attrs if a["type"].native == name]
+    if len(found) != 1 or len(found[0]["values"]) != 1:
+        raise SignatureError(f"the CMS signature needs exactly one {name} attribute")
+    return found[0]["values"][0]
+
+
+def parse_cms(armored: bytes) -> CmsSignature:
+    """Parse a gitsign signature; anything unexpected is ``bad-signature``."""
+    if len(armored) > MAX_SIGNATURE_BYTES:
+        raise SignatureError("the keyless signature is too large")
+    m = _ARMOR.match(armored)
+    if m is None:
+        raise SignatureError("the keyless signature is not a well-formed SIGNED MESSAGE block")
+    try:
+        der = base64.b64decode(m.group(1).replace(b"\n", b""), validate=True)
+        info = asn1_cms.ContentInfo.load(der, strict=True)
+        if info["content_type"].native != "signed_data":
+            raise SignatureError("the CMS object is not SignedData")
+        sd = info["content"]
+        if sd["encap_content_info"]["content"].native is not None:
+            # An attached signature carries its own content: it would prove that
+            # content, not the commit it sits in.
+            raise SignatureError("the CMS signature is not detached")
+        signers = list(sd["signer_infos"])
+        if len(signers) != 1:
+            raise SignatureError(f"the CMS signature has {len(signers)} signers, expected one")
+        si = signers[0]
+        if si["digest_algorithm"]["algorithm"].native != "sha256":
+            raise SignatureError(
+                "the CMS signature uses an unsupported digest",
+                found=str(si["digest_algorithm"]["algorithm"].native),
+                expected="sha256",
+            )
+        sid = si["sid"]
+        if sid.name != "issuer_and_serial_number":
+            raise SignatureError("the CMS signer is not named by issuer and serial number")
+        issuer, serial = sid.chosen["issuer"], sid.chosen["serial_number"].native
+        leaf = None
+        for choice in sd["certificates"] or []:
+            if choice.name != "certificate":
+                continue
+            c = choice.chosen
+            if c.issuer == issuer and c.serial_number == serial:
+                leaf = x509.load_der_x509_certificate(c.dump())
+        if leaf is None:
+            raise SignatureError("the CMS signature does not carry its signer's certificate")
+        signed_attrs = si["signed_attrs"]
+        if signed_attrs.native is None:
+            raise SignatureError("the CMS signature has no signed attributes")
+        if _attr(signed_attrs, "content_type").native != "data":
+            raise SignatureError("the CMS signed content type is not id-data")
+        digest = _attr(signed_attrs, "message_digest").native
+        raw_attrs = signed_attrs.dump()
+        # Signed over the EXPLICIT SET OF (tag 0x31), not the [0] IMPLICIT wrapper.
+        attrs_der = b"\x31" + raw_attrs[1:]
+        entry: bytes | None = None
+        unsigned = si["unsigned_attrs"]
+        if unsigned.native is not None:
+            hits = [a for a in unsigned if a["type"].dotted == OID_REKOR_TLOG_ENTRY]
+            if len(hits) > 1 or (hits and len(hits[0]["values"]) != 1):
+                raise TlogInvalidError("the CMS signature carries more than one Rekor entry")
+            if hits:
+                value = hits[0]["values"][0]
+                entry = asn1_core.OctetString.load(value.dump(), strict=True).native
+        return CmsSignature(leaf, attrs_der, bytes(digest), bytes(si["signature"].native), entry)
+    except VerificationError:
+        raise
+    except (ValueError, TypeError, KeyError, binascii.Error) as e:
+        raise SignatureError(f"the keyless (CMS) signature does not parse: {e}") from e
+
+
+# -- verification -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeylessVerified:
+    identity: str  # "<issuer> <subject>": the physical signer, for threshold counting
+    subject: str
+    issuer: str
+    key_names: frozenset[str]
+    integrated_time: dt.datetime
+
+
+def _verify_with(key: Any, signature: bytes, data: bytes) -> bool:
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(signature, data)
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _chain(leaf: x509.Certificate, trust: KeylessTrust) -> tuple[x509.Certificate, ...]:
+    for chain in trust.ca_chains:
+        try:
+            leaf.verify_directly_issued_by(chain[0])
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return chain
+    raise UntrustedSignerError(
+        "the keyless signing certificate was not issued by a certificate authority "
+        "of the Sigstore trust root",
+        found=leaf.issuer.rfc4514_string(),
+        expected=", ".join(c[0].subject.rfc4514_string() for c in trust.ca_chains) or "none",
+        hint="check spec.trustRoots.sigstore: is this signature from another Sigstore instance?",
+    )
+
+
+def _check_leaf_usage(leaf: x509.Certificate) -> None:
+    try:
+        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        bc = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound as e:
+        raise UntrustedSignerError(f"the keyless certificate lacks {e.oid.dotted_string}") from e
+    if ExtendedKeyUsageOID.CODE_SIGNING not in eku or bc.ca:
+        raise UntrustedSignerError("the keyless certificate is not a code-signing leaf")
+
+
+def _hashedrekord_body(cms: CmsSignature) -> bytes:
+    """Rebuild the canonical hashedrekord 0.0.1 body gitsign logged (and then cleared)."""
+    pem = cms.certificate.public_bytes(serialization.Encoding.PEM)
+    body: dict[str, Any] = {
+        "apiVersion": "0.0.1",
+        "kind": "hashedrekord",
+        "spec": {
+            "data": {
+                "hash": {
+                    "algorithm": "sha256",
+                    "value": hashlib.sha256(cms.signed_attrs_der).hexdigest(),
+                }
+            },
+            "signature": {
+                "content": base64.b64encode(cms.signature).decode(),
+                "publicKey": {"content": base64.b64encode(pem).decode()},
+            },
+        },
+    }
+    return bytes(rfc8785.dumps(body))
+
+
+def _verify_tlog(cms: CmsSignature, trust: KeylessTrust) -> dt.datetime:
+    if cms.tlog_entry is None:
+        raise TlogMissingError(
+            "the keyless signature carries no Rekor entry, so it cannot be verified offline",
+            found="no 1.3.6.1.4.1.57264.3.1 attribute (gitsign's default rekorMode=online)",
+            expected="an embedded transparency-log entry (rekorMode=offline)",
+            hint="sign with `git config gitsign.rekorMode offline`; an online lookup would "
+            "make the gate depend on Rekor being reachable at sync time",
+        )
+    entry = parse_tlog_entry(cms.tlog_entry)
+    if (entry.kind, entry.version) != ("hashedrekord", "0.0.1"):
+        raise TlogInvalidError(
+            "the embedded Rekor entry has an unexpected kind",
+            found=f"{entry.kind} {entry.version}",
+            expected="hashedrekord 0.0.1",
+        )
+    body = _hashedrekord_body(cms)
+    # gitsign clears the body; if one is present it must be this signature's.
+    if entry.canonicalized_body and entry.canonicalized_body != body:
+        raise TlogInvalidError("the embedded Rekor entry is for another signature")
+    integrated = dt.datetime.fromtimestamp(entry.integrated_time, tz=dt.UTC)
+    keys = [k for k in trust.rekor_keys if k.log_id == entry.log_id]
+    if not keys:
+        raise TlogInvalidError(
+            "the embedded Rekor entry is from a log the trust root does not list",
+            found=entry.log_id.hex(),
+            expected=", ".join(k.log_id.hex() for k in trust.rekor_keys) or "none",
+        )
+    payload = rfc8785.dumps(
+        {
+            "body": base64.b64encode(body).decode(),
+            "integratedTime": entry.integrated_time,
+            "logID": entry.log_id.hex(),
+            "logIndex": entry.log_index,
+        }
+    )
+    for k in keys:
+        in_window = (k.start is None or k.start <= integrated) and (
+            k.end is None or integrated <= k.end
+        )
+        if in_window and _verify_with(k.key, entry.signed_entry_timestamp, payload):
+            return integrated
+    raise TlogInvalidError(
+        "the Rekor inclusion promise (SET) does not verify: the entry was not logged "
+        "by the trusted log, or it is for another signature",
+        found=f"log index {entry.log_index}, integrated {integrated.isoformat()}",
+    )
+
+
+def verify_keyless(
+    payload: bytes,
+    armored: bytes,
+    trust: KeylessTrust,
+    identities: Mapping[str, KeylessIdentity],
+) -> KeylessVerified:
+    """Verify a gitsign signature over ``payload``; raise with the reason, or return who."""
+    cms = parse_cms(armored)
+    if cms.message_digest != hashlib.sha256(payload).digest():
+        raise SignatureError(
+            "the keyless signature is over other content (message digest mismatch)",
+            found=cms.message_digest.hex(),
+            expected=hashlib.sha256(payload).hexdigest(),
+        )
+    if not _verify_with(cms.certificate.public_key(), cms.signature, cms.signed_attrs_der):
+        raise SignatureError("the keyless signature does not verify with its certificate")
+    chain = _chain(cms.certificate, trust)
+    _check_leaf_usage(cms.certificate)
+    integrated = _verify_tlog(cms, trust)
+    for cert in (cms.certificate, *chain):
+        if not cert.not_valid_before_utc <= integrated <= cert.not_valid_after_utc:
+            raise KeyExpiredError(
+                "the keyless certificate was not valid when the log recorded the signature",
+                found=f"integrated {integrated.isoformat()}",
+                expected=f"{cert.not_valid_before_utc.isoformat()} .. "
+                f"{cert.not_valid_after_utc.isoformat()} ({cert.subject.rfc4514_string()})",
+            )
+    ident = read_identity(cms.certificate)
+    names: set[str] = set()
+    for name, expected in identities.items():
+        try:
+            check_identity(ident, expected)
+        except IdentityError:
+            continue
+        names.add(name)
+    if not names:
+        raise UntrustedSignerError(
+            "the keyless signer's identity is not trusted by the policy",
+            found=f"{ident.subject or '(no subject)'} from {ident.issuer or '(no issuer)'}",
+            expected=_describe(identities),
+            hint="sign from an identity listed in spec.source.git.signers",
+        )
+    return KeylessVerified(
+        f"{ident.issuer} {ident.subject}",
+        ident.subject,
+        ident.issuer or "",
+        frozenset(names),
+        integrated,
+    )
+
+
+def _describe(identities: Mapping[str, KeylessIdentity]) -> str:
+    parts: Sequence[str] = [
+        f"{n}: {i.subject or '/' + (i.subject_regexp or '') + '/'} from {i.issuer}"
+        for n, i in sorted(identities.items())
+    ]
+    return "; ".join(parts) or "no keyless signer in the policy"

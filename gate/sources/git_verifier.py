@@ -1,0 +1,485 @@
+"""The engine's Git source verifier (``spec.source.git``): signatures, tags, tree binding.
+
+Checks, each reported as a finding (``check`` / ``reason``):
+
+- ``git.metadata``: a ``.git`` at or above the source (``git-metadata-missing``);
+- ``git.revision``: the revision asked for (``--revision``, ``ARGOCD_APP_REVISION``)
+  is HEAD, the commit whose files are on disk (``revision-not-head``);
+- ``git.tag-signature``: in ``tag`` mode HEAD carries an annotated, signed release tag
+  whose object names itself as the ref it was found under (``no-release-tag``,
+  ``tag-not-at-head``, ``lightweight-tag``, ``tag-name-mismatch``, ``unsigned``,
+  ``untrusted-signer``, ``bad-signature``, ``key-expired``, ...); when Argo CD targets
+  a tag, that tag and no other is the one that must verify;
+- ``git.commit-signature``: in ``commit`` mode HEAD itself is signed;
+- ``git.signers``: distinct policy keys across the applicable signatures reach the
+  threshold (``threshold-not-met``);
+- ``git.tree``: the files on disk are exactly the signed commit's tree
+  (``tree-mismatch``, with the paths).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from gate.errors import GateError, MissingEvidenceError, PolicyError, VerificationError
+from gate.evidence.git import (
+    GitSignature,
+    MalformedObjectError,
+    VerifiedSigner,
+    distinct_signers,
+    is_release_tag,
+    parse_commit,
+    parse_tag,
+)
+from gate.evidence.gitsign import KeylessTrust, verify_keyless
+from gate.evidence.sigtools import (
+    PgpKeyring,
+    SshTrustedKey,
+    SshVerifier,
+    UntrustedSignerError,
+)
+from gate.policy.model import GitSource, KeylessIdentity, Spec
+from gate.sources.git import (
+    GitCheckout,
+    GitMetadataMissingError,
+    TagRef,
+    compare_tree,
+    worktree_files,
+)
+
+if TYPE_CHECKING:  # pragma: no cover - typing only; gate.engine imports this module
+    from gate.engine import Context
+
+MAX_TRUST_ROOT_BYTES = 4 * 1024 * 1024
+_PUBLIC_GOOD = "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev"
+_HEX = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+MAX_LISTED = 10
+
+
+class TagError(VerificationError):
+    """A release tag that does not count, with its reason."""
+
+
+def load_trust_root_bytes(path: str | None) -> bytes:
+    """The policy's ``trustRoots.sigstore`` file, or the public-good root in the wheel."""
+    if path is None:
+        ref = resources.files("sigstore._store").joinpath(_PUBLIC_GOOD, "trusted_root.json")
+        return ref.read_bytes()
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_TRUST_ROOT_BYTES:
+            raise PolicyError(f"trust root {p} is larger than {MAX_TRUST_ROOT_BYTES} bytes")
+        return p.read_bytes()
+    except OSError as e:
+        raise PolicyError(
+            f"cannot read the Sigstore trust root {p}: {e.strerror or e}",
+            hint="check spec.trustRoots.sigstore",
+        ) from e
+
+
+@dataclass
+class SignatureChecker:
+    """Verifies one Git signature against the policy keys named in ``signers``.
+
+    The PGP keyring and the keyless trust root are built on first use only, so a
+    policy of SSH keys never starts gpg.
+    """
+
+    spec: Spec
+    signers: tuple[str, ...]
+    now: dt.datetime
+    load_trust_root: Callable[[str | None], bytes] = load_trust_root_bytes
+    _stack: ExitStack = field(default_factory=ExitStack)
+    _pgp: PgpKeyring | None = None
+    _keyless: KeylessTrust | None = None
+
+    def __enter__(self) -> SignatureChecker:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stack.close()
+
+    def _keys(self, kind: str) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name in self.signers:
+            key = self.spec.keys[name]
+            if kind == "pgp" and key.pgp is not None:
+                out[name] = key.pgp
+            elif kind == "ssh" and key.ssh is not None:
+                out[name] = key.ssh
+        return out
+
+    def _identities(self) -> dict[str, KeylessIdentity]:
+        return {n: k.keyless for n in self.signers if (k := self.spec.keys[n]).keyless is not None}
+
+    def _no_keys(self, kind: str, sig: GitSignature) -> UntrustedSignerError:
+        have = ", ".join(f"{n} ({self.spec.keys[n].kind})" for n in self.signers)
+        return UntrustedSignerError(
+            f"the signature is {kind}, and spec.source.git.signers has no {kind} key",
+            found=f"a {sig.kind} signature",
+            expected=have,
+        )
+
+    def verify(self, payload: bytes, sig: GitSignature, where: str) -> VerifiedSigner:
+        now = self.now
+        if sig.kind == "ssh":
+            keys = self._keys("ssh")
+            if not keys:
+                raise self._no_keys("SSH", sig)
+            verifier = SshVerifier([SshTrustedKey(n, line) for n, line in sorted(keys.items())])
+            ssh = verifier.verify(payload, sig.armored, now)
+            return VerifiedSigner(ssh.fingerprint, ssh.key_names, where)
+        if sig.kind == "pgp":
+            keys = self._keys("pgp")
+            if not keys:
+                raise self._no_keys("PGP", sig)
+            if self._pgp is None:
+                self._pgp = self._stack.enter_context(PgpKeyring(keys))
+            pgp = self._pgp.verify(payload, sig.armored)
+            return VerifiedSigner(pgp.primary_fingerprint, pgp.key_names, where)
+        identities = self._identities()
+        if not identities:
+            raise self._no_keys("keyless (X.509)", sig)
+        if self._keyless is None:
+            data = self.load_trust_root(self.spec.trust_roots.sigstore)
+            self._keyless = KeylessTrust.from_trusted_root(data)
+        keyless = verify_keyless(payload, sig.armored, self._keyless, identities)
+        return VerifiedSigner(keyless.identity, keyless.key_names, where)
+
+
+@dataclass
+class GitSourceVerifier:
+    """``SourceVerifier`` for ``spec.source.git``."""
+
+    load_trust_root: Callable[[str | None], bytes] = load_trust_root_bytes
+
+    def verify_source(self, ctx: Context) -> None:
+        cfg = ctx.policy.policy.spec.source.git
+        if cfg is None:
+            return
+        f = ctx.findings
+        source = ctx.request.source
+        try:
+            checkout = GitCheckout.open(source.path)
+            head = checkout.head()
+        except GitMetadataMissingError as e:
+            f.error("git.metadata", str(source.path), e)
+            return
+        if not self._revision_is_head(ctx, checkout, head):
+            return  # the files on disk are not the revision asked for: nothing to bind
+        spec = ctx.policy.policy.spec
+        signers: list[VerifiedSigner] = []
+        complete = True
+        with SignatureChecker(spec, tuple(cfg.signers), ctx.now, self.load_trust_root) as checker:
+            if cfg.require in ("tag", "tag-and-commit"):
+                complete &= self._tags(ctx, cfg, checkout, head, checker, signers)
+            if cfg.require in ("commit", "tag-and-commit"):
+                complete &= self._commit(ctx, checkout, head, checker, signers)
+        if complete:
+            self._threshold(ctx, cfg, head, signers)
+        self._tree(ctx, checkout, head)
+
+    # -- revision --------------------------------------------------------------------
+
+    def _revision_is_head(self, ctx: Context, checkout: GitCheckout, head: str) -> bool:
+        rev = ctx.request.source.revision
+        if rev is None or rev == "HEAD":
+            return True
+        resolved = checkout.resolve_commit(rev)
+        if resolved == head:
+            return True
+        ctx.findings.failed(
+            "git.revision",
+            rev,
+            "revision-not-head",
+            f"the revision to verify is not the checked-out commit (HEAD)\n"
+            f"  found:    HEAD = {head}\n"
+            f"  expected: {rev}"
+            + ("" if resolved else " (not in this repository's .git)")
+            + "\n  to fix:   verify the revision that is checked out; in Argo CD, "
+            "ARGOCD_APP_REVISION must be the commit the plugin received",
+        )
+        return False
+
+    # -- tags ------------------------------------------------------------------------
+
+    def _target_tag(
+        self, ctx: Context, checkout: GitCheckout, refs: Mapping[str, TagRef]
+    ) -> str | None:
+        """The tag Argo CD targets, if its target revision names one."""
+        target = ctx.request.source.target_revision
+        if not target or target == "HEAD":
+            return None
+        name = target.removeprefix("refs/tags/")
+        if name in refs or target.startswith("refs/tags/"):
+            return name
+        if _HEX.fullmatch(target) or checkout.has_ref(f"refs/heads/{target}"):
+            return None
+        if checkout.has_ref(f"refs/remotes/origin/{target}") or checkout.has_ref(target):
+            return None
+        # Neither a tag, a branch nor a commit here: most likely a tag the .git lacks.
+        return name
+
+    def _tags(
+        self,
+        ctx: Context,
+        cfg: GitSource,
+        checkout: GitCheckout,
+        head: str,
+        checker: SignatureChecker,
+        signers: list[VerifiedSigner],
+    ) -> bool:
+        f = ctx.findings
+        refs = {r.name: r for r in checkout.tags()}
+        patterns = ", ".join(cfg.tags)
+        target = self._target_tag(ctx, checkout, refs)
+        if target is not None:
+            if target not in refs:
+                f.failed(
+                    "git.metadata",
+                    target,
+                    "git-metadata-missing",
+                    f"the application targets tag {target}, which is not in the .git sent "
+                    "with the sources\n  to fix:   fetch tags (Argo CD fetches them unless a "
+                    "shallow depth is set; remove the depth for this repository)",
+                )
+                return False
+            if not is_release_tag(target, cfg.tags):
+                f.failed(
+                    "git.tag-signature",
+                    target,
+                    "no-release-tag",
+                    f"the application targets tag {target}, which is not a release tag\n"
+                    f"  expected: a tag matching {patterns} (spec.source.git.tags)",
+                )
+                return False
+            candidates = [refs[target]]
+        else:
+            release = [r for r in refs.values() if is_release_tag(r.name, cfg.tags)]
+            candidates = [r for r in release if (r.peeled or r.oid) == head]
+            if not candidates:
+                self._no_candidate(ctx, checkout, head, release, refs, patterns)
+                return False
+        good: list[tuple[TagRef, VerifiedSigner]] = []
+        bad: list[tuple[TagRef, GateError]] = []
+        for ref in sorted(candidates, key=lambda r: r.name):
+            try:
+                good.append((ref, self._check_tag(checkout, ref, head, checker)))
+            except GateError as e:
+                bad.append((ref, e))
+        for ref, signer in good:
+            f.passed(
+                "git.tag-signature",
+                ref.name,
+                "verified",
+                f"tag {ref.name} ({ref.oid}) at HEAD {head}, signed by "
+                f"{'/'.join(sorted(signer.key_names))} ({signer.identity})",
+            )
+            signers.append(signer)
+        for ref, err in bad:
+            if good:
+                # Another release tag at HEAD verifies; this one is noise, not a deny.
+                f.warn("git.tag-signature", ref.name, err.reason, err.diagnostics())
+            else:
+                f.error("git.tag-signature", ref.name, err)
+        return bool(good)
+
+    def _no_candidate(
+        self,
+        ctx: Context,
+        checkout: GitCheckout,
+        head: str,
+        release: list[TagRef],
+        refs: Mapping[str, TagRef],
+        patterns: str,
+    ) -> None:
+        f = ctx.findings
+        if release:
+            where = ", ".join(
+                f"{r.name} -> {(r.peeled or r.oid)[:12]}"
+                for r in sorted(release, key=lambda r: r.name)[-MAX_LISTED:]
+            )
+            f.failed(
+                "git.tag-signature",
+                head,
+                "tag-not-at-head",
+                f"HEAD is not the target of any release tag\n"
+                f"  found:    HEAD {head}; release tags: {where}\n"
+                f"  expected: an annotated, signed tag matching {patterns} on HEAD\n"
+                "  to fix:   deploy a tagged release (or tag this commit)",
+            )
+        elif checkout.is_shallow():
+            f.failed(
+                "git.metadata",
+                head,
+                "git-metadata-missing",
+                "the repository is a shallow clone without release tags\n"
+                "  to fix:   do not set a fetch depth for this repository (Argo CD fetches "
+                "tags with a full clone)",
+            )
+        else:
+            others = ", ".join(sorted(refs)[:MAX_LISTED]) or "none"
+            f.failed(
+                "git.tag-signature",
+                head,
+                "no-release-tag",
+                f"the repository has no release tag\n"
+                f"  found:    tags: {others}\n"
+                f"  expected: an annotated, signed tag matching {patterns}",
+            )
+
+    def _check_tag(
+        self, checkout: GitCheckout, ref: TagRef, head: str, checker: SignatureChecker
+    ) -> VerifiedSigner:
+        if ref.object_type == "commit":
+            raise TagError(
+                f"refs/tags/{ref.name} is a lightweight tag: it has no tag object to sign",
+                reason="lightweight-tag",
+                found=f"refs/tags/{ref.name} -> commit {ref.oid}",
+                expected="an annotated, signed tag (git tag -s)",
+            )
+        if ref.object_type != "tag":
+            raise MalformedObjectError(f"refs/tags/{ref.name} points at a {ref.object_type}")
+        raw = checkout.read_object(ref.oid, "tag")
+        if raw is None:
+            raise GitMetadataMissingError(f"the tag object {ref.oid} is not in .git")
+        tag = parse_tag(ref.oid, raw, checkout.fmt)
+        # `git verify-tag` never compares these: a signed v1.0.0 re-pushed as v2.0.0
+        # (a rollback dressed as a new release) would pass it.
+        if tag.name != ref.name:
+            raise TagError(
+                "the tag object names another tag than the ref it was found under",
+                reason="tag-name-mismatch",
+                found=f"refs/tags/{ref.name} -> tag object 'tag {tag.name}'",
+                expected=f"tag {ref.name}",
+                hint="a signed tag was re-pushed under another name; deploy the original tag",
+            )
+        if tag.target_type != "commit" or tag.target != head:
+            raise TagError(
+                f"tag {ref.name} does not point at HEAD",
+                reason="tag-not-at-head",
+                found=f"{tag.target_type} {tag.target}",
+                expected=f"commit {head} (HEAD)",
+            )
+        if tag.signed.signature is None:
+            raise MissingEvidenceError(
+                f"tag {ref.name} is annotated but not signed",
+                expected="a tag signed by " + ", ".join(checker.signers),
+            )
+        return checker.verify(tag.signed.payload, tag.signed.signature, f"tag {ref.name}")
+
+    # -- commit ----------------------------------------------------------------------
+
+    def _commit(
+        self,
+        ctx: Context,
+        checkout: GitCheckout,
+        head: str,
+        checker: SignatureChecker,
+        signers: list[VerifiedSigner],
+    ) -> bool:
+        try:
+            raw = checkout.read_object(head, "commit")
+            if raw is None:
+                raise GitMetadataMissingError(f"the commit {head} is not in .git")
+            commit = parse_commit(head, raw, checkout.fmt)
+            if commit.signed.signature is None:
+                raise MissingEvidenceError(
+                    f"HEAD commit {head} is not signed",
+                    found=f"committer {commit.committer}",
+                    expected="a commit signed by " + ", ".join(checker.signers),
+                )
+            signer = checker.verify(commit.signed.payload, commit.signed.signature, "HEAD")
+        except GateError as e:
+            ctx.findings.error("git.commit-signature", head, e)
+            return False
+        ctx.findings.passed(
+            "git.commit-signature",
+            head,
+            "verified",
+            f"signed by {'/'.join(sorted(signer.key_names))} ({signer.identity})",
+        )
+        signers.append(signer)
+        return True
+
+    # -- threshold -------------------------------------------------------------------
+
+    def _threshold(
+        self, ctx: Context, cfg: GitSource, head: str, signers: list[VerifiedSigner]
+    ) -> None:
+        counted = distinct_signers(signers) & set(cfg.signers)
+        found = "; ".join(
+            f"{s.where}: {'/'.join(sorted(s.key_names))} ({s.identity})" for s in signers
+        )
+        if len(counted) < cfg.threshold:
+            ctx.findings.failed(
+                "git.signers",
+                head,
+                "threshold-not-met",
+                f"{len(counted)} distinct trusted signer(s), the policy requires "
+                f"{cfg.threshold}\n"
+                f"  found:    {found or 'none'}\n"
+                f"  expected: {cfg.threshold} of {', '.join(cfg.signers)}\n"
+                "  to fix:   more signers must sign (one key counts once, however many "
+                "signatures it made)",
+            )
+            return
+        ctx.findings.passed(
+            "git.signers",
+            head,
+            "threshold-met",
+            f"{len(counted)} of {cfg.threshold} required: {', '.join(sorted(counted))}",
+        )
+
+    # -- tree ------------------------------------------------------------------------
+
+    def _tree(self, ctx: Context, checkout: GitCheckout, head: str) -> None:
+        f = ctx.findings
+        subject = str(ctx.request.source.path)
+        try:
+            raw = checkout.read_object(head, "commit")
+            if raw is None:
+                raise GitMetadataMissingError(f"the commit {head} is not in .git")
+            commit = parse_commit(head, raw, checkout.fmt)
+            expected = checkout.tree_files(commit.tree)
+            actual = worktree_files(checkout.root, checkout.fmt)
+        except GateError as e:
+            f.error("git.tree", subject, e)
+            return
+        diff = compare_tree(expected, actual)
+        if diff.clean:
+            f.passed(
+                "git.tree",
+                subject,
+                "tree-matches",
+                f"{len(expected)} files equal the tree of {head} (checkout {checkout.root})",
+            )
+            return
+        lines = []
+        for label, paths in (
+            ("modified", diff.modified),
+            ("added", diff.added),
+            ("deleted", diff.deleted),
+        ):
+            if paths:
+                shown = ", ".join(paths[:MAX_LISTED])
+                more = f" (+{len(paths) - MAX_LISTED} more)" if len(paths) > MAX_LISTED else ""
+                lines.append(f"  {label}: {shown}{more}")
+        f.failed(
+            "git.tree",
+            subject,
+            "tree-mismatch",
+            f"the files on disk are not the signed commit's tree ({head})\n"
+            + "\n".join(lines)
+            + "\n  to fix:   render a clean checkout of the signed revision",
+        )
