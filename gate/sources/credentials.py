@@ -133,7 +133,9 @@ class DockerConfig:
     @classmethod
     def parse(cls, value: Mapping[str, object], *, path: Path) -> DockerConfig:
         source = str(path)
-        auths_value = value.get("auths") or {}
+        auths_value = value.get("auths")
+        if auths_value is None:
+            auths_value = {}
         if not isinstance(auths_value, dict):
             raise RegistryAuthError(f"{source}: 'auths' is not an object")
         auths: dict[str, Credentials] = {}

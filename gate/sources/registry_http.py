@@ -108,38 +108,43 @@ class _Retryable(Exception):
 
 
 class _Plan:
-    """tenacity's stop and wait for one request, sharing the computed delay.
+    """tenacity's stop and wait for one request, sharing one computed delay per attempt.
 
-    tenacity asks ``stop`` before ``wait``; the delay is computed once in
-    ``stop`` (so the jitter is drawn once) and the retry is abandoned when
-    the attempts are used up or the delay would reach past the deadline.
+    tenacity (9.x) asks ``wait`` before ``stop``, older releases the other way
+    round; the delay is computed once per attempt (so the jitter is drawn
+    once) by whichever comes first, and the retry is abandoned when the
+    attempts are used up or the delay would reach past the deadline.
     """
 
     def __init__(self, policy: RetryPolicy, deadline: Deadline) -> None:
         self.policy = policy
         self.deadline = deadline
-        self.next_delay = 0.0
         self.gave_up_for_deadline = False
+        self._delays: dict[int, float] = {}
         self._backoff = wait_random_exponential(
             multiplier=policy.backoff_multiplier_s, max=policy.backoff_max_s
         )
 
+    def _delay(self, state: RetryCallState) -> float:
+        n = state.attempt_number
+        if n not in self._delays:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            if isinstance(exc, _Retryable) and exc.retry_after is not None:
+                self._delays[n] = min(exc.retry_after, self.policy.retry_after_cap_s)
+            else:
+                self._delays[n] = float(self._backoff(state))
+        return self._delays[n]
+
     def stop(self, state: RetryCallState) -> bool:
         if state.attempt_number >= self.policy.max_attempts:
             return True
-        exc = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(exc, _Retryable) and exc.retry_after is not None:
-            delay = min(exc.retry_after, self.policy.retry_after_cap_s)
-        else:
-            delay = float(self._backoff(state))
-        if delay >= self.deadline.remaining():
+        if self._delay(state) >= self.deadline.remaining():
             self.gave_up_for_deadline = True
             return True
-        self.next_delay = delay
         return False
 
     def wait(self, state: RetryCallState) -> float:
-        return self.next_delay
+        return self._delay(state)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
