@@ -55,9 +55,7 @@ def test_overlay_renders_the_sidecar() -> None:
         "/etc/gate",
         "/var/run/argocd",
     } <= mounts
-    assert (
-        "repo-server" in containers["argocd-repo-server"]["image"]
-        or containers["argocd-repo-server"]
-    )
+    # the patch adds the sidecar and keeps Argo CD's own container
+    assert set(containers) == {"argocd-repo-server", "gitops-gate"}
     assert ("ConfigMap", "gitops-gate-policy") in docs
     assert ("ConfigMap", "gitops-gate-plugin") in docs
