@@ -337,12 +337,17 @@ def _chain(leaf: x509.Certificate, trust: KeylessTrust) -> tuple[x509.Certificat
 
 
 def _check_leaf_usage(leaf: x509.Certificate) -> None:
+    # Only a code-signing end-entity certificate may sign: a CA certificate or one
+    # for another purpose (TLS, say) from the same root must not count.
     try:
         eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        bc = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound as e:
-        raise UntrustedSignerError(f"the keyless certificate lacks {e.oid.dotted_string}") from e
-    if ExtendedKeyUsageOID.CODE_SIGNING not in eku or bc.ca:
+        raise UntrustedSignerError("the keyless certificate has no extended key usage") from e
+    try:
+        is_ca = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if ExtendedKeyUsageOID.CODE_SIGNING not in eku or is_ca:
         raise UntrustedSignerError("the keyless certificate is not a code-signing leaf")
 
 
