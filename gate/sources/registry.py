@@ -499,7 +499,8 @@ class RegistryClient:
             raise RuntimeError("RegistryClient used after it was closed")
         url = host.base.join(path_or_url) if isinstance(path_or_url, str) else path_or_url
         scope = pull_scope(repository)
-        authorization = await self._preemptive_auth(host, scope, what)
+        tried: set[tuple[str, str, str]] = set()
+        authorization = await self._preemptive_auth(host, scope, tried, what)
         reply: Reply | None = None
         for _round in range(3):
             headers = {"Accept": accept} if accept else {}
@@ -515,16 +516,22 @@ class RegistryClient:
             challenges = parse_www_authenticate(
                 ", ".join(reply.headers.get_list("WWW-Authenticate"))
             )
-            answer = await self._answer(host, challenges, scope, authorization, what)
+            answer = await self._answer(host, challenges, scope, authorization, tried, what)
             if answer is None:
                 return reply
             authorization = answer
         assert reply is not None
         return reply
 
-    async def _preemptive_auth(self, host: _Host, scope: str, what: str) -> str | None:
+    async def _preemptive_auth(
+        self, host: _Host, scope: str, tried: set[tuple[str, str, str]], what: str
+    ) -> str | None:
         if host.bearer is not None:
-            return "Bearer " + await self._token(host, host.bearer, scope, what)
+            bearer = host.bearer
+            key = TokenCache.key(bearer.get("realm") or "", bearer.get("service"), scope)
+            if self._tokens.get(key, now=self.deadline.clock()) is None:
+                tried.add(key)  # fetched now: if it is refused, do not fetch it again
+            return "Bearer " + await self._token(host, bearer, scope, what)
         if host.basic:
             creds = self._credentials.get(host.name)
             return creds.basic_header() if creds is not None else None
@@ -536,25 +543,26 @@ class RegistryClient:
         challenges: list[Challenge],
         scope: str,
         rejected: str | None,
+        tried: set[tuple[str, str, str]],
         what: str,
     ) -> str | None:
-        """The Authorization to retry with, or None to give up (the 401 stands)."""
+        """The Authorization to retry with, or None to give up (the 401 stands).
+
+        ``tried``: the token keys already fetched for this request.
+        """
         by_scheme = {c.scheme: c for c in challenges}
         bearer = by_scheme.get("bearer")
         if bearer is not None and bearer.get("realm"):
             host.bearer = bearer
             wanted = bearer.get("scope") or scope
             key = TokenCache.key(bearer.get("realm") or "", bearer.get("service"), wanted)
+            if key in tried:
+                # A token fetched during this very request was refused: no access.
+                return None
+            tried.add(key)
             if rejected is not None and rejected.startswith("Bearer "):
-                cached = self._tokens.get(key, now=self.deadline.clock())
-                if cached is not None and rejected == "Bearer " + cached.value:
-                    self._tokens.drop(key)  # expired early or revoked: ask again, once
-                elif bearer.get("error") != "insufficient_scope":
-                    raise RegistryAuthError(
-                        f"{what}: the registry refused a fresh token",
-                        found=bearer.get("error"),
-                        hint="the credentials lack pull access to this repository",
-                    )
+                # A cached token was refused (revoked or expired early): fetch it again, once.
+                self._tokens.drop(key)
             token = await self._token(host, bearer, wanted, what)
             answer = "Bearer " + token
             return None if answer == rejected else answer
