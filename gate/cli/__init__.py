@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from gate import __version__
-from gate.cli import generate, policy_check, verify, verify_blob
+from gate.cli import generate, policy_check, verify, verify_blob, verify_image
 from gate.errors import GateError
 from gate.report import EXIT_INTERNAL, EXIT_USAGE
 
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_parser(sub)
     policy_check.add_parser(sub)
     verify_blob.add_parser(sub)
+    verify_image.add_parser(sub)
     v = sub.add_parser("version", help="print the gate's version")
     v.set_defaults(func=lambda _args: _print_version())
     return parser
