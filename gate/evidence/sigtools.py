@@ -161,7 +161,7 @@ class PgpKeyring:
         return run_tool(argv, stdin=stdin, env={"GNUPGHOME": str(self._home)}, cwd=self._home)
 
     def _import(self, name: str, armored: str) -> None:
-        result = self._gpg("--import", "--import-options", "import-minimal", stdin=armored.encode())
+        result = self._gpg("--import", stdin=armored.encode())
         primaries = {f[2] for f in _status(result.stdout) if f[0] == "IMPORT_OK" and len(f) >= 3}
         if not primaries:
             raise SourceError(
