@@ -29,7 +29,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from gate.errors import GateError, MissingEvidenceError, PolicyError, VerificationError
+from gate.errors import (
+    GateError,
+    MissingEvidenceError,
+    PolicyError,
+    SourceError,
+    VerificationError,
+)
 from gate.evidence.git import (
     GitSignature,
     MalformedObjectError,
@@ -455,6 +461,9 @@ class GitSourceVerifier:
             actual = worktree_files(checkout.root, checkout.fmt)
         except GateError as e:
             f.error("git.tree", subject, e)
+            return
+        except OSError as e:  # an unreadable file cannot be proven equal: undecided
+            f.error("git.tree", subject, SourceError(f"cannot read the working tree: {e}"))
             return
         diff = compare_tree(expected, actual)
         if diff.clean:
