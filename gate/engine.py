@@ -46,6 +46,7 @@ class SourceInfo:
     repo: str | None = None
     target_revision: str | None = None  # what the app asked for (e.g. an Argo CD tag)
     app_name: str | None = None
+    app_path: str | None = None  # path of the app inside the checkout (ARGOCD_APP_SOURCE_PATH)
 
 
 @dataclass(frozen=True)

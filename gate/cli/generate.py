@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
             repo=_env("ARGOCD_APP_SOURCE_REPO_URL"),
             target_revision=_env("ARGOCD_APP_SOURCE_TARGET_REVISION"),
             app_name=_env("ARGOCD_APP_NAME"),
+            app_path=_env("ARGOCD_APP_SOURCE_PATH"),
         ),
         values_files=values,
         kube_version=_env("KUBE_VERSION"),

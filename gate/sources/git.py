@@ -23,7 +23,7 @@ import stat
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from gate.errors import SourceError, VerificationError
 from gate.evidence.git import (
@@ -70,13 +70,22 @@ def git_env() -> dict[str, str]:
     }
 
 
-def find_checkout_root(path: Path) -> Path | None:
+def find_checkout_root(path: Path, app_path: str | None = None) -> Path | None:
     """The nearest directory at or above ``path`` that holds a ``.git`` directory.
 
     Argo CD runs the plugin in the app path; ``.git`` sits at the checkout root above.
+    With ``app_path`` (``ARGOCD_APP_SOURCE_PATH``, relative to the checkout root) only
+    that root is considered: a source without ``.git`` must not be bound to some
+    unrelated repository further up the file system.
     """
     here = path.resolve()
-    for candidate in (here, *here.parents):
+    candidates: tuple[Path, ...] = (here, *here.parents)
+    if app_path is not None:
+        depth = len([p for p in PurePosixPath(app_path).parts if p not in (".", "/")])
+        if depth > len(here.parents):
+            return None
+        candidates = (here if depth == 0 else here.parents[depth - 1],)
+    for candidate in candidates:
         if (candidate / ".git").is_dir():
             return candidate
         if (candidate / ".git").exists():
@@ -93,8 +102,8 @@ class GitCheckout:
         self.fmt: ObjectFormat = fmt
 
     @classmethod
-    def open(cls, path: Path) -> GitCheckout:
-        root = find_checkout_root(path)
+    def open(cls, path: Path, app_path: str | None = None) -> GitCheckout:
+        root = find_checkout_root(path, app_path)
         hint = (
             "Argo CD: remove .git from reposerver.plugin.tar.exclusions (argocd-cmd-params-cm) "
             "so the plugin receives the repository metadata; do not use a shallow clone "

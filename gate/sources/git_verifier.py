@@ -176,7 +176,7 @@ class GitSourceVerifier:
         f = ctx.findings
         source = ctx.request.source
         try:
-            checkout = GitCheckout.open(source.path)
+            checkout = GitCheckout.open(source.path, source.app_path)
             head = checkout.head()
         except GitMetadataMissingError as e:
             f.error("git.metadata", str(source.path), e)
