@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_parser(sub)
     policy_check.add_parser(sub)
     verify_blob.add_parser(sub)
+    verify_provenance.add_parser(sub)
+    verify_attestation.add_parser(sub)
     verify_image.add_parser(sub)
     v = sub.add_parser("version", help="print the gate's version")
     v.set_defaults(func=lambda _args: _print_version())
