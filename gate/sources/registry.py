@@ -245,6 +245,7 @@ class RegistryClient:
         self._resolved: _Once[str, ManifestDescriptor] = _Once()
         self._manifests: _Once[tuple[str, str, int], Manifest | None] = _Once()
         self._blobs: _Once[tuple[str, str, int], bytes] = _Once()
+        self._referrers_probes: dict[str, asyncio.Event] = {}
         self._stats = RegistryStats()
         self._closed = False
 
@@ -321,7 +322,18 @@ class RegistryClient:
         host_name, repository = _split_repo_name(repo_name)
         host = self._host(host_name)
         found: list[Descriptor] | None = None
-        if host.referrers_api is not False:
+        probe = self._referrers_probes.get(host.name)
+        if host.referrers_api is None and probe is not None:
+            await probe.wait()  # another call is finding out whether the API exists
+        if host.referrers_api is None and probe is None:
+            probe = self._referrers_probes[host.name] = asyncio.Event()
+            try:
+                found = await self._referrers_api(
+                    host, repository, repo_name, digest, artifact_type
+                )
+            finally:
+                probe.set()
+        elif host.referrers_api is not False:
             found = await self._referrers_api(host, repository, repo_name, digest, artifact_type)
         if found is None:
             found = await self._referrers_fallback(repo_name, digest)

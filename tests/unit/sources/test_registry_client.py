@@ -862,3 +862,32 @@ def test_client_refuses_use_after_close() -> None:
             await client.get_manifest(REPO, d)
 
     run(go())
+
+
+def test_concurrent_referrers_probe_the_api_once_per_host() -> None:
+    reg = FakeRegistry()
+    digests = [reg.put_manifest("acme/app", image_manifest(f"s{i}")) for i in range(20)]
+
+    async def go() -> None:
+        async with reg.client() as client:
+            found = await asyncio.gather(*(client.referrers(REPO, d) for d in digests))
+        assert found == [[]] * 20
+        assert sum("/referrers/" in r.url.path for r in reg.requests) == 1
+        assert sum("/manifests/sha256-" in r.url.path for r in reg.requests) == 20
+
+    run(go())
+
+
+def test_referrers_api_found_by_the_probe_is_used_by_the_waiters() -> None:
+    reg = FakeRegistry(referrers_api=True)
+    digests = [reg.put_manifest("acme/app", image_manifest(f"s{i}")) for i in range(5)]
+    for d in digests:
+        reg.referrer_pages[d] = [[referrer_entry(d)]]
+
+    async def go() -> None:
+        async with reg.client() as client:
+            found = await asyncio.gather(*(client.referrers(REPO, d) for d in digests))
+        assert [len(f) for f in found] == [1] * 5
+        assert not any("sha256-" in r.url.path for r in reg.requests)
+
+    run(go())
