@@ -13,7 +13,15 @@ import sys
 from collections.abc import Sequence
 
 from gate import __version__
-from gate.cli import generate, policy_check, verify, verify_blob, verify_image
+from gate.cli import (
+    generate,
+    policy_check,
+    verify,
+    verify_attestation,
+    verify_blob,
+    verify_image,
+    verify_provenance,
+)
 from gate.errors import GateError
 from gate.report import EXIT_INTERNAL, EXIT_USAGE
 
