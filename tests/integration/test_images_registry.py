@@ -462,3 +462,17 @@ def test_token_registry(token_registry: Registry, keys: dict[str, KeyPair], tmp_
     code = main(["verify", str(src), "--policy", str(policy), "--manifests", str(out)])
     assert code == 0
     assert f"{ref}@{desc.digest}" in out.read_text()
+
+
+def test_tag_at_digest_is_verified_at_the_digest_and_a_moved_tag_reported(world: World) -> None:
+    old = world.image()
+    cosign.sign_image_legacy(world.registry, world.repo, old.digest, key=world.keys["ci"])
+    new = world.image()  # the tag now names an unsigned image
+    pinned = f"{world.ref()}@{old.digest}"
+    result = world.verify([pinned], world.policy(["ci"]))
+    assert result.code == 0, result.report["findings"]
+    assert result.manifests is not None and f"@{old.digest}" in result.manifests
+    moved = [f for f in result.report["findings"] if f["reason"] == "tag-moved"]
+    assert len(moved) == 1 and new.digest in moved[0]["detail"]
+    # By tag alone the unsigned image is what would deploy: denied.
+    assert_denied(world.verify([world.ref()], world.policy(["ci"])), "unsigned")
