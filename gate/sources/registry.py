@@ -38,8 +38,14 @@ Methods (``repo_name`` is ``host/path`` as in :attr:`ImageReference.name`;
 - ``get_blob(repo_name, digest, *, max_bytes=1 MiB) -> bytes``: hashed and compared.
 - ``referrers(repo_name, digest, *, artifact_type=None) -> list[Descriptor]``:
   ``GET /v2/<name>/referrers/<digest>`` (paginated), and where the registry
-  has no referrers API (404 of any body, 405, 400) the tag-schema fallback
-  index ``sha256-<hex>``; filtered by ``artifact_type``.
+  has no referrers API (404 of any body, 405, 400; probed once per host) the
+  tag-schema fallback index ``sha256-<hex>``; filtered by ``artifact_type``.
+- ``stats``: :class:`RegistryStats` (HTTP requests sent, token fetches and their scopes).
+
+``Manifest`` also parses what verifiers need: ``layers()``, ``manifests()``,
+``config()``, ``subject()`` (validated :class:`Descriptor` values),
+``artifact_type``, ``annotations``. ``signature_tag(digest)`` and
+``fallback_tag(digest)`` build cosign's ``sha256-<hex>.sig`` and the referrers tag.
 
 Errors (see :mod:`gate.sources.registry_types`): could not obtain →
 :class:`~gate.errors.FetchError` (``registry-unreachable``; subclasses
