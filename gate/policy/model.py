@@ -177,9 +177,68 @@ class SlsaRequirements(_Model):
         return self
 
 
+_SLSA_LEVEL = re.compile(r"SLSA_[A-Z]+_LEVEL_[0-9]+")
+
+
+class VsaRequirements(_Model):
+    """Accept a Verification Summary Attestation (``https://slsa.dev/verification_summary/v1``)."""
+
+    verifier_id: NonEmpty = Field(alias="verifierId")  # anchored glob over verifier.id
+    resource_uri: NonEmpty | None = Field(default=None, alias="resourceUri")  # anchored glob
+    min_level: NonEmpty | None = Field(default=None, alias="minLevel")  # e.g. SLSA_BUILD_LEVEL_3
+    policy_uri: NonEmpty | None = Field(default=None, alias="policyUri")  # anchored glob
+
+    @field_validator("min_level")
+    @classmethod
+    def _level(cls, v: str | None) -> str | None:
+        if v is not None and not _SLSA_LEVEL.fullmatch(v):
+            raise ValueError(f"minLevel must look like SLSA_BUILD_LEVEL_3, not {v!r}")
+        return v
+
+
+class InTotoLayoutRequirement(_Model):
+    """An in-toto layout (classic Metablock) the image's supply chain must satisfy."""
+
+    path: NonEmpty  # the signed layout file (relative paths: next to the policy file)
+    keys: list[NonEmpty] = Field(min_length=1)  # spec.keys names (publicKey) that sign layouts
+    links: NonEmpty | None = (
+        None  # a directory of .link files (besides links found as attestations)
+    )
+    # Inspections run commands the layout's author chose, in the gate's process: refuse by default.
+    allow_inspections: bool = Field(default=False, alias="allowInspections")
+
+
+class GitHubAttestation(_Model):
+    """GitHub artifact attestation options (``gh attestation verify`` flags), from Fulcio claims."""
+
+    owner: NonEmpty | None = None  # "acme" or "https://github.com/acme" (.16)
+    repository: NonEmpty | None = None  # "acme/app" or "https://github.com/acme/app" (.12)
+    signer_workflow: NonEmpty | None = Field(default=None, alias="signerWorkflow")  # glob (.9)
+    hosted_runners_only: bool = Field(default=False, alias="hostedRunnersOnly")  # (.11)
+
+
 class AttestationRule(SignerSet):
     predicate_type: NonEmpty = Field(alias="predicateType")
     slsa: SlsaRequirements | None = None
+    vsa: VsaRequirements | None = None
+    layout: InTotoLayoutRequirement | None = None
+    github: GitHubAttestation | None = None
+
+    @model_validator(mode="after")
+    def _checks_fit_type(self) -> AttestationRule:
+        if self.slsa is not None and self.predicate_type not in (
+            "https://slsa.dev/provenance/v1",
+            "https://slsa.dev/provenance/v0.2",
+        ):
+            raise ValueError("slsa requirements need a SLSA provenance predicateType")
+        if (
+            self.vsa is not None
+            and self.predicate_type != "https://slsa.dev/verification_summary/v1"
+        ):
+            raise ValueError(
+                "vsa requirements need predicateType https://slsa.dev/verification_summary/v1"
+            )
+        return self
 
 
 class ImageRule(_Model):
@@ -251,6 +310,15 @@ class Spec(_Model):
                 if name not in self.keys:
                     known = ", ".join(sorted(self.keys)) or "none"
                     raise ValueError(f"{where}.signers names {name!r}, not in spec.keys ({known})")
+        for i, r in enumerate(self.images):
+            for j, a in enumerate(r.attestations):
+                for name in a.layout.keys if a.layout is not None else []:
+                    key = self.keys.get(name)
+                    if key is None or key.public_key is None:
+                        raise ValueError(
+                            f"spec.images[{i}].attestations[{j}].layout.keys names {name!r}, "
+                            "which is not a publicKey in spec.keys"
+                        )
         hosts = [r.host for r in self.registries]
         if len(set(hosts)) != len(hosts):
             raise ValueError("spec.registries lists a host twice")
