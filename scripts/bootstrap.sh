@@ -52,7 +52,9 @@ fi
 stamp=.venv/.installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   say "installing gitops-gate into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+  # The machine's pip config lists local indexes that may not exist: hide that noise only.
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   touch "$stamp"
 fi
 say "ready: $(.venv/bin/python --version), helm $("$TOOLS/helm" version --short), kubectl $("$TOOLS/kubectl" version --client | head -1 | awk '{print $3}')"
