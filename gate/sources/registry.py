@@ -354,14 +354,35 @@ class RegistryClient:
             manifest = await self.get_manifest(ref.name, ref.digest)
             tag_digest: str | None = None
             if ref.tag is not None:
-                current = await self.get_manifest_if_exists(ref.name, ref.tag)
-                tag_digest = current.digest if current is not None else None
+                tag_digest = await self._tag_digest(ref.name, ref.tag)
             return ManifestDescriptor(
                 manifest.digest, manifest.media_type, manifest.size, ref.tag, tag_digest
             )
         assert ref.tag is not None
         manifest = await self.get_manifest(ref.name, ref.tag)
         return manifest.descriptor()
+
+    async def _tag_digest(self, repo_name: str, tag: str) -> str | None:
+        """The digest of what ``tag`` names now (None: no such tag), for the report only.
+
+        The bytes are hashed, not parsed: the image is verified at its pinned
+        digest, so a tag that now names something unreadable is a fact to
+        report, not a reason to fail.
+        """
+        host_name, repository = _split_repo_name(repo_name)
+        what = f"manifest {repo_name}:{tag}"
+        reply = await self._request(
+            self._host(host_name),
+            repository,
+            f"/v2/{repository}/manifests/{tag}",
+            accept=MANIFEST_ACCEPT,
+            max_bytes=DEFAULT_MANIFEST_MAX_BYTES,
+            what=what,
+        )
+        if reply.status == 404:
+            return None
+        self._expect_ok(reply, what)
+        return digest_of(reply.body)
 
     # --- fetching -------------------------------------------------------------------------------
 

@@ -891,3 +891,16 @@ def test_referrers_api_found_by_the_probe_is_used_by_the_waiters() -> None:
         assert not any("sha256-" in r.url.path for r in reg.requests)
 
     run(go())
+
+
+def test_a_tag_that_now_names_garbage_does_not_fail_a_pinned_reference() -> None:
+    reg, _raw, d = registry_with_image()
+    garbage = b"<html>not a manifest</html>"
+    reg.manifests[("acme/app", "v1")] = (garbage, "text/html")
+
+    async def go() -> None:
+        async with reg.client() as client:
+            got = await client.resolve(parse_reference(f"{REPO}:v1@{d}"))
+        assert got.digest == d and got.tag_moved and got.tag_digest == digest(garbage)
+
+    run(go())
