@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gate.evidence.attestation_policy import evaluate_rule
 from gate.evidence.attestations import DSSE_MEDIA_TYPE, Material
+from gate.evidence.statement import AttestationError
+from gate.policy.model import InTotoLayoutRequirement
 from gate.sources.registry import RegistryClient
 from gate.sources.registry_types import signature_tag
 from gate.sources.trustroot import TrustRoot
@@ -82,6 +85,35 @@ async def discover(
     return [*legacy, *bundles]
 
 
+def _check_layout(ctx: Context, layout: InTotoLayoutRequirement) -> None:
+    """The rule's in-toto layout over the links directory it names (paths: beside the policy)."""
+    from gate.evidence.cosign import load_policy_key
+    from gate.evidence.intoto import verify_layout
+
+    base = Path(ctx.policy.path).parent
+
+    def resolve(p: str) -> Path:
+        return Path(p) if Path(p).is_absolute() else base / p
+
+    if layout.links is None:
+        # Links stored as attestations are not read yet: never pass silently.
+        raise AttestationError(
+            "the rule's in-toto layout needs a links directory (layout.links)",
+            reason="layout-invalid",
+        )
+    keys = {
+        name: load_policy_key(ctx.policy.policy.spec.keys[name].public_key or "")
+        for name in layout.keys
+    }
+    verify_layout(
+        resolve(layout.path),
+        keys,
+        resolve(layout.links),
+        allow_inspections=layout.allow_inspections,
+        workdir=resolve(layout.links),
+    )
+
+
 async def check_image_attestations(
     client: RegistryClient,
     ctx: Context,
@@ -102,6 +134,8 @@ async def check_image_attestations(
     for j, rule in enumerate(rules):
         where = f"spec.images[{check.rule_index}].attestations[{j}]"
         try:
+            if rule.layout is not None:
+                _check_layout(ctx, rule.layout)
             result = evaluate_rule(rule, keys, materials, digest, trust_root, ctx.now)
         except Exception as exc:  # fail closed
             f.error(CHECK, subject, exc)

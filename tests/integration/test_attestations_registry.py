@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from gate.cli import main
 from gate.signing import KeyPair, Signer, generate_key_pair, sign_envelope
@@ -313,3 +314,29 @@ def test_tampered_statement_is_a_signature_failure(w: World) -> None:
     )
     code, reasons, out = w.verify(w.policy(None, signers=("ci",)))
     assert (code, reasons, out) == (1, ["untrusted-signer"], None)
+
+
+def test_layout_inspections_refused(w: World) -> None:
+    from gate.signing import KeyKind
+    from testkit.attestations import make_in_toto_chain
+
+    owner = generate_key_pair(KeyKind.ED25519)
+    chain = make_in_toto_chain(
+        w.tmp / "chain",
+        owner=owner,
+        coder=generate_key_pair(KeyKind.ED25519),
+        packager=generate_key_pair(KeyKind.ED25519),
+        inspections=True,
+    )
+    img = w.image()
+    attest(w, img)
+    policy = w.policy(FULL)
+    doc = yaml.safe_load(policy.read_text())
+    doc["spec"]["keys"]["layout-owner"] = {"publicKey": owner.public_pem().decode()}
+    doc["spec"]["images"][0]["attestations"][0]["layout"] = {
+        "path": str(chain.layout_path),
+        "keys": ["layout-owner"],
+        "links": str(chain.directory),
+    }
+    policy.write_text(yaml.safe_dump(doc))
+    assert w.verify(policy)[:2] == (1, ["layout-inspections-refused"])
