@@ -198,6 +198,10 @@ def evaluate_rule(
                     check_github(rule.github, env.identity)
                 if rule.slsa is not None:
                     verify_provenance(statement, rule.slsa, env.identity)
+                if rule.vsa is not None:
+                    from gate.vsa import check_vsa
+
+                    check_vsa(statement, rule.vsa)
                 for check in extra_checks:
                     check(statement, env.identity)
             except VerificationError as e:
