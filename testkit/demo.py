@@ -17,14 +17,15 @@ import tempfile
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
 
 from gate.signing import generate_key_pair
+from testkit import attestations as att
 from testkit import oci
-from testkit.cosign import Keyless, sign_image_bundle, sign_image_legacy
+from testkit.cosign import Keyless, attest_image_bundle, sign_image_bundle, sign_image_legacy
 from testkit.gitrepo import GitRepo, SshSigner
 from testkit.registry import Registry, running_registry
 from testkit.sigstore_authority import Authority, GitHubClaims
@@ -100,21 +101,40 @@ def build_world(root: Path, registry: Registry) -> World:
     # Images: two signed (a cosign key, legacy .sig; keyless, cosign v3 bundle), one not.
     ci = generate_key_pair()
     authority = Authority.create(root / "sigstore")
+    # One release run of acme/shop: the OIDC claims in the certificate and the
+    # provenance the workflow writes describe the same run (the gate cross-checks them).
+    release_build = att.GitHubBuild(repository="acme/shop", ref="refs/tags/v1.0.0")
     claims = GitHubClaims.for_workflow(
-        "acme/shop", ".github/workflows/release.yml", "refs/tags/v1.0.0"
+        "acme/shop", release_build.workflow_path, release_build.ref, sha=release_build.commit
     )
     images: dict[str, str] = {}
-    for name, seed in (("web", 1), ("api", 2), ("migrate", 3), ("unsigned", 4)):
+    for name, seed in (("web", 1), ("api", 2), ("migrate", 3), ("unsigned", 4), ("worker", 5)):
         desc = oci.push_image(registry, f"shop/{name}", "1.0", seed=seed)
         images[name] = f"{host}/shop/{name}:1.0"
         if name in ("web", "migrate"):
             sign_image_legacy(registry, f"shop/{name}", desc.digest, key=ci)
             how = "signed with the ci cosign key (legacy .sig)"
-        elif name == "api":
-            sign_image_bundle(
-                registry, "shop/api", desc, keyless=Keyless.github_workflow(authority, claims)
+        elif name in ("api", "worker"):
+            keyless = Keyless.github_workflow(authority, claims)
+            sign_image_bundle(registry, f"shop/{name}", desc, keyless=keyless)
+            # SLSA provenance, attested by the release workflow. The worker's
+            # provenance names another builder: signed, but not built by the
+            # trusted release workflow.
+            build = release_build
+            if name == "worker":
+                build = replace(
+                    release_build,
+                    builder_id="https://github.com/evil/ci/.github/workflows/build.yml@v1",
+                )
+            statement = att.provenance_statement(
+                [att.subject(f"{host}/shop/{name}", desc.digest)], build
             )
-            how = f"signed keyless by {claims.identity} (cosign v3 bundle)"
+            attest_image_bundle(
+                registry, f"shop/{name}", desc, att.SLSA_PROVENANCE_V1,
+                statement=statement, keyless=keyless,
+            )  # fmt: skip
+            builder = build.builder_id or "the release workflow"
+            how = f"signed keyless (cosign v3 bundle) by {claims.identity}; provenance: {builder}"
         else:
             how = "NOT signed"
         say(f"   image {images[name]}@{desc.digest[:19]}…  {how}")
@@ -135,6 +155,12 @@ def build_world(root: Path, registry: Registry) -> World:
         signer,
         kustomization(images["migrate"], images["web"], "docker.io/acme/cryptominer:latest"),
         "v1.2.0",
+    )
+    r_builder = release(
+        root / "repos/shop-wrong-builder",
+        signer,
+        kustomization(images["migrate"], images["web"], images["worker"]),
+        "v1.3.0",
     )
     say(f"   git repos with SSH-signed release tags ({key.fingerprint})")
 
@@ -158,6 +184,23 @@ def build_world(root: Path, registry: Registry) -> World:
             "trustRoots": {"sigstore": str(authority.trusted_root_path)},
             "source": {"git": {"require": "tag", "tags": ["v*"], "signers": ["release-team"]}},
             "images": [
+                {
+                    # Services built by the release workflow: signed, with SLSA provenance.
+                    "match": [f"{host}/shop/api", f"{host}/shop/worker"],
+                    "signatures": {"signers": ["gha-release"]},
+                    "attestations": [
+                        {
+                            "predicateType": "https://slsa.dev/provenance/v1",
+                            "signers": ["gha-release"],
+                            "slsa": {
+                                "builderId": "https://github.com/acme/shop/.github/workflows/"
+                                "release.yml@refs/tags/*",
+                                "sourceUri": "git+https://github.com/acme/shop",
+                                "sourceVersionedTag": "v1",
+                            },
+                        }
+                    ],
+                },
                 {"match": [f"{host}/shop/**"], "signatures": {"signers": ["ci", "gha-release"]}},
                 {
                     "match": ["docker.io/library/busybox"],
@@ -183,6 +226,12 @@ def build_world(root: Path, registry: Registry) -> World:
         ),
         Scenario("tag v1.0.0 re-pushed as v2.0.0", r_retag.path / "deploy", 1, "tag-name-mismatch"),
         Scenario("an image no rule covers", r_nopolicy.path / "deploy", 1, "no-policy"),
+        Scenario(
+            "an image whose provenance names another builder",
+            r_builder.path / "deploy",
+            1,
+            "builder-mismatch",
+        ),
     ]
     return World(registry, policy, images, scenarios)
 

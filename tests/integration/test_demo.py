@@ -23,7 +23,7 @@ def test_demo_outcomes(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "every outcome as expected" in proc.stderr
-    for reason in ("[unsigned]", "[tag-name-mismatch]", "[no-policy]"):
+    for reason in ("[unsigned]", "[tag-name-mismatch]", "[no-policy]", "[builder-mismatch]"):
         assert reason in proc.stderr
     pinned = (tmp_path / "demo-out" / "scenario-2.yaml").read_text()
     assert pinned.count("@sha256:") == 3  # web, api, migrate; busybox is exempt
