@@ -33,11 +33,6 @@ DEFAULT_ISSUER = "https://token.actions.githubusercontent.com"
 
 #: Cases we cannot get right yet, and why (strict xfail: fixing one fails the run).
 KNOWN_GAPS: dict[str, str] = {
-    "intoto-with-custom-trust-root": (
-        "the DSSE bundle's log entry is intoto 0.0.2, which sigstore-python 4.5.1 refuses "
-        "('Integrated time only supported for dsse/hashedrekord 0.0.1 types'); the gate has "
-        "no own intoto-entry path for bundles yet"
-    ),
     "trust-root-tsa-validity-end-inclusive": (
         "sigstore-python 4.5.1 treats a TSA's validFor.end as exclusive; the spec's TimeRange "
         "is closed, so a timestamp exactly at the end is valid"
@@ -95,3 +90,38 @@ def test_bundle_verify(case: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert code != 4, f"rejected, but by an internal error (a bug):\n{err}"
     else:
         assert code == 0, f"rejected a valid bundle (exit {code}):\n{err}"
+
+
+INTOTO_CASE = CASES_DIR / "intoto-with-custom-trust-root"
+
+
+@pytest.mark.skipif(
+    not INTOTO_CASE.is_dir(), reason=f"no vectors at {CASES_DIR} (set GATE_VECTORS)"
+)
+@pytest.mark.parametrize("tamper", ["signature", "payload", "identity"])
+def test_intoto_entry_own_path_denies_forgeries(
+    tamper: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The own path for intoto 0.0.2 bundles (which sigstore-python refuses) must not
+    be a way around verification: a changed signature, payload or identity is denied."""
+    import base64
+    import json
+
+    bundle = json.loads((INTOTO_CASE / "bundle.sigstore.json").read_text())
+    env = bundle["dsseEnvelope"]
+    argv = _argv(INTOTO_CASE)
+    if tamper == "signature":
+        sig = bytearray(base64.b64decode(env["signatures"][0]["sig"]))
+        sig[-1] ^= 1
+        env["signatures"][0]["sig"] = base64.b64encode(bytes(sig)).decode()
+    elif tamper == "payload":
+        payload = base64.b64decode(env["payload"]).replace(b"}", b" }", 1)
+        env["payload"] = base64.b64encode(payload).decode()
+    else:
+        argv[argv.index("--certificate-identity") + 1] = "https://example.com/someone-else"
+    forged = tmp_path / "bundle.json"
+    forged.write_text(json.dumps(bundle))
+    argv[argv.index("--bundle") + 1] = str(forged)
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 1, err
