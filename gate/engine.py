@@ -33,7 +33,7 @@ from gate.policy.match import image_rule_for
 from gate.policy.model import ImageRule
 from gate.reference import ImageReference, parse_reference
 from gate.render import RenderRequest, select_renderer
-from gate.report import Finding, ImageResult, Report, Severity
+from gate.report import Finding, ImageResult, InputAttestation, Report, Severity
 from gate.yamlstrict import dump_all
 
 
@@ -93,6 +93,10 @@ class Findings:
 
     def warn(self, check: str, subject: str, reason: str, detail: str = "") -> None:
         self._report.add(Finding(check, subject, "warn", reason, detail))
+
+    def verified_input(self, uri: str, digest: str) -> None:
+        """Record a signature / attestation that verified (the VSA's ``inputAttestations``)."""
+        self._report.add_input(InputAttestation(uri, digest))
 
     def error(self, check: str, subject: str, exc: BaseException) -> None:
         """Record an exception as a failure with the right severity."""

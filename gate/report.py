@@ -49,6 +49,19 @@ class ImageResult:
     digest: str | None
 
 
+@dataclass(frozen=True)
+class InputAttestation:
+    """A signature or attestation the gate verified, for the VSA's ``inputAttestations``.
+
+    ``digest`` (``sha256:<hex>``) is over the exact bytes verified (the OCI blob:
+    a simple-signing payload, a DSSE envelope or a Sigstore bundle), so a
+    reader can fetch ``uri`` and check it is the same material.
+    """
+
+    uri: str
+    digest: str
+
+
 @dataclass
 class Report:
     """Everything one run decided, in the DESIGN report shape."""
@@ -63,9 +76,17 @@ class Report:
     images: list[ImageResult] = field(default_factory=list)
     verified_at: str = ""
     total_ms: float = 0.0
+    #: Every signature / attestation that verified (VSA ``inputAttestations``).
+    inputs: list[InputAttestation] = field(default_factory=list)
+    #: Where this decision's signed VSA went (``gate.vsa_emit``); absent when none was asked for.
+    vsa: dict[str, str] | None = None
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)
+
+    def add_input(self, item: InputAttestation) -> None:
+        if item not in self.inputs:
+            self.inputs.append(item)
 
     @property
     def failures(self) -> list[Finding]:
@@ -114,7 +135,7 @@ class Report:
             "images": [{"ref": i.ref, "digest": i.digest} for i in self.images],
             "verifiedAt": self.verified_at,
             "timing": {"total_ms": round(self.total_ms, 1)},
-        }
+        } | ({"vsa": dict(self.vsa)} if self.vsa is not None else {})
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2, sort_keys=False) + "\n"
