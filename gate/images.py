@@ -112,6 +112,14 @@ class Candidate:
     where: str
     data: bytes  # legacy: the simple-signing payload; bundle: the bundle JSON
     annotations: Mapping[str, str] = field(default_factory=dict)
+    #: Where it can be fetched again (the VSA's inputAttestations): ``oci://repo:tag``
+    #: for a legacy ``.sig`` layer, ``oci://repo@<referrer digest>`` for a bundle.
+    uri: str = ""
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the bytes verified: the OCI blob digest of the layer."""
+        return "sha256:" + hashlib.sha256(self.data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,7 @@ class Outcome:
 
     verified: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (evidence, where)
     failures: dict[str, VerificationError] = field(default_factory=dict)
+    used: dict[str, Candidate] = field(default_factory=dict)  # name -> the material that verified
 
 
 def _signers(names: Sequence[str], keys: Mapping[str, Key]) -> list[Signer]:
@@ -460,6 +469,8 @@ class CosignImageVerifier:
         env = _Env(ref, digest, ctx.now, trust_root)
         signers = _signers(rule.signatures.signers, ctx.policy.policy.spec.keys)
         result = self._evaluate(candidates, signers, env)
+        for cand in result.used.values():
+            f.verified_input(cand.uri, cand.digest)
         threshold = rule.signatures.threshold
         pairs = {
             (next(s.identity for s in signers if s.name == name), evidence)
@@ -494,6 +505,7 @@ class CosignImageVerifier:
                     out.failures.setdefault(signer.name, err)
                     continue
                 out.verified[signer.name] = (evidence, cand.where)
+                out.used[signer.name] = cand
                 out.failures.pop(signer.name, None)
                 break
         return out
@@ -550,7 +562,9 @@ class CosignImageVerifier:
         ][:MAX_SIG_LAYERS]
         blobs = await asyncio.gather(*(client.get_blob(repo, layer.digest) for layer in layers))
         return [
-            Candidate("legacy", f"{tag} layer {i}", blob, dict(layer.annotations))
+            Candidate(
+                "legacy", f"{tag} layer {i}", blob, dict(layer.annotations), f"oci://{repo}:{tag}"
+            )
             for i, (layer, blob) in enumerate(zip(layers, blobs, strict=True))
         ]
 
@@ -580,7 +594,9 @@ class CosignImageVerifier:
             ):
                 return None
             data = await client.get_blob(repo, layers[0].digest)
-            return Candidate("bundle", f"referrer {desc_digest[:19]}…", data)
+            return Candidate(
+                "bundle", f"referrer {desc_digest[:19]}…", data, uri=f"oci://{repo}@{desc_digest}"
+            )
 
         loaded = await asyncio.gather(*(load(d.digest) for d in wanted))
         return [c for c in loaded if c is not None]
