@@ -47,7 +47,7 @@ async def _legacy(client: RegistryClient, repo: str, digest: str) -> list[Materi
     layers = [x for x in manifest.layers() if x.media_type == DSSE_MEDIA_TYPE][:MAX_LAYERS]
     blobs = await asyncio.gather(*(client.get_blob(repo, x.digest) for x in layers))
     return [
-        Material("legacy", f"{tag} layer {i}", blob, dict(layer.annotations))
+        Material("legacy", f"{tag} layer {i}", blob, dict(layer.annotations), f"oci://{repo}:{tag}")
         for i, (layer, blob) in enumerate(zip(layers, blobs, strict=True))
     ]
 
@@ -69,7 +69,13 @@ async def _bundles(client: RegistryClient, repo: str, digest: str) -> list[Mater
         if len(layers) != 1:
             return None
         data = await client.get_blob(repo, layers[0].digest)
-        return Material("bundle", f"referrer {ref_digest[:19]}…", data, dict(manifest.annotations))
+        return Material(
+            "bundle",
+            f"referrer {ref_digest[:19]}…",
+            data,
+            dict(manifest.annotations),
+            f"oci://{repo}@{ref_digest}",
+        )
 
     loaded = await asyncio.gather(*(load(d.digest) for d in wanted))
     return [m for m in loaded if m is not None]
@@ -141,6 +147,10 @@ async def check_image_attestations(
             f.error(CHECK, subject, exc)
             ok = False
             continue
+        by_content = {(m.where, m.digest): m for m in materials}
+        for a in result.accepted.values():
+            m = by_content.get((a.where, a.material_digest))
+            f.verified_input(m.uri if m is not None else a.where, a.material_digest)
         if result.ok:
             used = ", ".join(f"{a.signer} ({a.where})" for a in result.accepted.values())
             f.passed(CHECK, subject, "verified", f"{where} {rule.predicate_type}: {used}")

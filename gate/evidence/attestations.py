@@ -79,6 +79,8 @@ class Material:
     where: str
     data: bytes
     annotations: Mapping[str, str] = field(default_factory=dict)
+    #: Where it can be fetched again (the gate's VSA lists it in inputAttestations).
+    uri: str = ""
 
     @property
     def digest(self) -> str:
