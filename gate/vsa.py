@@ -3,12 +3,11 @@
 Accepting a VSA as evidence (pure, on a statement whose signature and subject
 already held): the verifier is the one the policy trusts (anchored glob over
 ``verifier.id``), the result is ``PASSED``, the resource and policy URIs
-match where the policy names them, and ``verifiedLevels`` reaches the
+(and the policy digest) match where the policy names them, and ``verifiedLevels`` reaches the
 required level on the same track (``SLSA_BUILD_LEVEL_3`` satisfies a
 requirement of ``SLSA_BUILD_LEVEL_2``).
 
-Emitting the gate's own VSA for each decision is not implemented yet (see the
-issue 6 report).
+Emitting the gate's own VSA for each decision: :mod:`gate.vsa_emit`.
 """
 
 from __future__ import annotations
@@ -67,6 +66,19 @@ def check_vsa(statement: Statement, req: VsaRequirements) -> None:
             found=repr(puri),
             expected=req.policy_uri,
         )
+    if req.policy_digest is not None:
+        # slsa.dev/spec/v1.0/verification_summary: policy is a ResourceDescriptor;
+        # its digest set names the exact policy bytes the verifier evaluated.
+        algorithm, _, hex_value = req.policy_digest.partition(":")
+        pdigest = policy.get("digest") if isinstance(policy, dict) else None
+        got = pdigest.get(algorithm) if isinstance(pdigest, dict) else None
+        if not isinstance(got, str) or got.lower() != hex_value:
+            raise _fail(
+                "vsa-policy-mismatch",
+                "the VSA was made under another policy (digest)",
+                found=f"{algorithm}:{got}" if isinstance(got, str) else repr(pdigest),
+                expected=req.policy_digest,
+            )
     if req.min_level is not None:
         want = _LEVEL.fullmatch(req.min_level)
         if want is None:  # pragma: no cover - validated by the policy model

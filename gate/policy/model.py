@@ -178,6 +178,7 @@ class SlsaRequirements(_Model):
 
 
 _SLSA_LEVEL = re.compile(r"SLSA_[A-Z]+_LEVEL_[0-9]+")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class VsaRequirements(_Model):
@@ -187,6 +188,16 @@ class VsaRequirements(_Model):
     resource_uri: NonEmpty | None = Field(default=None, alias="resourceUri")  # anchored glob
     min_level: NonEmpty | None = Field(default=None, alias="minLevel")  # e.g. SLSA_BUILD_LEVEL_3
     policy_uri: NonEmpty | None = Field(default=None, alias="policyUri")  # anchored glob
+    # "sha256:<hex>" of the policy file the verifier used (VSA policy.digest; the gate's
+    # own reports and VSAs carry it): pins the exact policy, not only its location.
+    policy_digest: NonEmpty | None = Field(default=None, alias="policyDigest")
+
+    @field_validator("policy_digest")
+    @classmethod
+    def _digest(cls, v: str | None) -> str | None:
+        if v is not None and not _DIGEST.fullmatch(v):
+            raise ValueError(f"policyDigest must look like sha256:<64 hex>, not {v!r}")
+        return v
 
     @field_validator("min_level")
     @classmethod
