@@ -163,6 +163,12 @@ class Report:
             lines.append(f"  {mark[f.outcome]} {f.check:<22} {f.subject}  [{f.reason}]")
             for d in f.detail.splitlines():
                 lines.append(f"         {d}")
+        if self.vsa is not None:
+            lines.append(
+                f"gate: VSA {self.vsa.get('verificationResult')} "
+                f"{self.vsa.get('statementDigest', '')[:19]}… signed"
+                + (f", written to {self.vsa['path']}" if self.vsa.get("path") else "")
+            )
         counts = {o: sum(1 for f in self.findings if f.outcome == o) for o in mark}
         lines.append(
             f"gate: {len(self.findings)} checks: {counts['pass']} passed, {counts['fail']} failed, "

@@ -4,7 +4,8 @@ Contract (DESIGN): runs in the app's source directory; policy from
 ``$GATE_POLICY`` (a mounted ConfigMap, never the repository); on allow the
 pinned manifests go to stdout and nothing else does; on deny stdout stays
 empty, a short reason goes to stderr (Argo CD shows it) and the exit code is
-non-zero, which blocks the sync.
+non-zero, which blocks the sync. ``$GATE_VSA`` names a file for the signed
+verification summary of the decision (allow and deny; ``spec.output.vsa``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gate.cli.output import write_atomic
+from gate.cli.output import prepare_vsa, write_atomic, write_vsa
 from gate.engine import Engine, GateRequest, SourceInfo, default_verifiers
 from gate.policy import load_policy
 
@@ -46,6 +47,8 @@ def _list(value: str | None) -> tuple[str, ...]:
 
 def run(args: argparse.Namespace) -> int:
     policy = load_policy(_env("GATE_POLICY") or DEFAULT_POLICY)
+    vsa_file = _env("GATE_VSA")
+    vsa_signer = prepare_vsa(vsa_file, policy, flag="$GATE_VSA")  # before any verification
     source_dir = Path(args.path)
     values = tuple(source_dir / v for v in _list(_env("ARGOCD_ENV_GATE_VALUES")))
     request = GateRequest(
@@ -63,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         render_timeout_s=RENDER_TIMEOUT_S,
     )
     result = Engine(policy, default_verifiers()).run(request)
+    write_vsa(result, policy, vsa_signer, vsa_file)
     report_file = args.report or _env("GATE_REPORT")
     if report_file:
         write_atomic(report_file, result.report.dumps())

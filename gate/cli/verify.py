@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from gate.cli.output import emit
+from gate.cli.output import emit, prepare_vsa, write_vsa
 from gate.engine import Engine, GateRequest, SourceInfo, default_verifiers
 from gate.errors import UsageError
 from gate.policy import load_policy
@@ -23,6 +23,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--report", help="write the JSON report to this file")
     p.add_argument(
         "--manifests", help="write the pinned manifests here, only on allow ('-' for stdout)"
+    )
+    p.add_argument(
+        "--vsa",
+        metavar="FILE",
+        help="write this decision's signed SLSA VSA (DSSE) here, on allow and deny "
+        "(key: spec.output.vsa.key, password: $GATE_VSA_KEY_PASSWORD)",
+    )
+    p.add_argument(
+        "--repo", help="source repository URL, for the VSA's resourceUri (git+URL@revision)"
     )
     p.add_argument("--values", action="append", default=[], help="Helm values file (repeatable)")
     p.add_argument(
@@ -44,12 +53,14 @@ def run(args: argparse.Namespace) -> int:
     if not path.is_dir():
         raise UsageError(f"source path {path} is not a directory")
     policy = load_policy(args.policy)
+    vsa_signer = prepare_vsa(args.vsa, policy, flag="--vsa")  # before any verification work
     request = GateRequest(
-        source=SourceInfo(path=path, revision=args.revision),
+        source=SourceInfo(path=path, revision=args.revision, repo=args.repo),
         values_files=tuple(Path(v) for v in args.values),
         offline=args.offline,
     )
     result = Engine(policy, default_verifiers()).run(request)
+    write_vsa(result, policy, vsa_signer, args.vsa)
     return emit(
         result,
         fmt=args.fmt,
