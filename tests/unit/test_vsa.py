@@ -56,3 +56,12 @@ def test_rejected(req: dict[str, Any], kw: dict[str, Any], reason: str) -> None:
     with pytest.raises(AttestationError) as e:
         _check(req, **kw)
     assert e.value.reason == reason
+
+
+def test_policy_digest() -> None:
+    digest = {"sha256": "9f" * 32}
+    _check({"verifierId": "**", "policyDigest": "sha256:" + "9f" * 32}, policy_digest=digest)
+    for other in (None, {"sha256": "00" * 32}, {"sha512": "9f" * 32}):
+        with pytest.raises(AttestationError) as e:
+            _check({"verifierId": "**", "policyDigest": "sha256:" + "9f" * 32}, policy_digest=other)
+        assert e.value.reason == "vsa-policy-mismatch"

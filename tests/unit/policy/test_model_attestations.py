@@ -112,3 +112,14 @@ def test_unknown_field_is_an_error() -> None:
                 }
             )
         )
+
+
+def test_vsa_policy_digest_is_a_sha256() -> None:
+    from pydantic import ValidationError
+
+    from gate.policy.model import VsaRequirements
+
+    ok = VsaRequirements.model_validate({"verifierId": "x", "policyDigest": "sha256:" + "a" * 64})
+    assert ok.policy_digest == "sha256:" + "a" * 64
+    with pytest.raises(ValidationError, match="policyDigest"):
+        VsaRequirements.model_validate({"verifierId": "x", "policyDigest": "a" * 64})
