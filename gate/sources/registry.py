@@ -62,6 +62,7 @@ Retries (tenacity) only for connection errors, time-outs, truncated bodies,
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -81,7 +82,14 @@ from gate.sources.auth import (
     pull_scope,
 )
 from gate.sources.credentials import CredentialStore, canonical_host
-from gate.sources.registry_http import Deadline, Http, Reply, RetryPolicy, same_origin
+from gate.sources.registry_http import (
+    Deadline,
+    Http,
+    Reply,
+    RetryPolicy,
+    ShardedTransport,
+    same_origin,
+)
 from gate.sources.registry_types import (
     DEFAULT_BLOB_MAX_BYTES,
     DEFAULT_MANIFEST_MAX_BYTES,
@@ -230,9 +238,13 @@ class RegistryClient:
             environ=environ,
         )
         self.deadline = deadline if deadline is not None else Deadline(deadline_s)
+        if transport is None and ShardedTransport.usable(
+            os.environ if environ is None else environ
+        ):
+            transport = ShardedTransport(concurrency)
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         self._client = httpx.AsyncClient(
-            transport=transport,
+            transport=transport,  # None: httpx's own, with the proxy from the environment
             limits=limits,
             timeout=httpx.Timeout(request_timeout_s, connect=min(10.0, request_timeout_s)),
             follow_redirects=False,

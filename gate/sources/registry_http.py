@@ -18,7 +18,7 @@ import asyncio
 import email.utils
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -339,6 +339,78 @@ class Http:
                 retry_after=retry_after if status in (429, 503) else None,
             )
         return Reply(status, response.headers, body, url)
+
+
+class ShardedTransport(httpx.AsyncBaseTransport):
+    """The default transport: several small httpx connection pools instead of one big one.
+
+    httpcore 1.0's pool re-examines every connection, and for each idle one
+    counts all connections again, whenever a request starts or ends
+    (``AsyncConnectionPool._assign_requests_to_connections``), so its CPU cost
+    per request grows with the square of the pool size. Measured with 200
+    signed images in a local registry on 2 cores, one pool of 16 connections
+    cost about twice the client CPU of pools of 4. Requests go to the pool
+    with the fewest in flight; each pool keeps its connections alive.
+    """
+
+    def __init__(self, concurrency: int, *, per_pool: int = 4) -> None:
+        count = max(1, -(-concurrency // per_pool))
+        size = -(-concurrency // count)
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        context = httpx.create_ssl_context()  # one CA bundle load (honours SSL_CERT_FILE)
+        self._pools = [
+            httpx.AsyncHTTPTransport(verify=context, limits=limits, retries=0) for _ in range(count)
+        ]
+        self._in_flight = [0] * count
+
+    @staticmethod
+    def usable(environ: Mapping[str, str]) -> bool:
+        """False when a proxy is configured: then httpx's own transport handles the proxy."""
+        return not any(
+            environ.get(name) or environ.get(name.lower())
+            for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        index = min(range(len(self._pools)), key=self._in_flight.__getitem__)
+        self._in_flight[index] += 1
+        try:
+            response = await self._pools[index].handle_async_request(request)
+        except BaseException:
+            self._in_flight[index] -= 1
+            raise
+        return httpx.Response(
+            status_code=response.status_code,
+            headers=response.headers,
+            stream=_CountedStream(response.stream, self._in_flight, index),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        for pool in self._pools:
+            await pool.aclose()
+
+
+class _CountedStream(httpx.AsyncByteStream):
+    """A response body that marks its pool's request finished when it is closed."""
+
+    def __init__(self, inner: httpx.AsyncByteStream | httpx.SyncByteStream | object,
+                 in_flight: list[int], index: int) -> None:  # fmt: skip
+        assert isinstance(inner, httpx.AsyncByteStream)
+        self._inner = inner
+        self._in_flight = in_flight
+        self._index = index
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            yield chunk
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._in_flight[self._index] -= 1
+        await self._inner.aclose()
 
 
 def _content_length(response: httpx.Response) -> int | None:

@@ -303,3 +303,26 @@ def test_a_registry_that_refuses_anonymous_pulls(tmp_path: Path, token_field: An
                 assert got.digest == image.digest
 
         run(authenticated())
+
+
+def test_default_transport_spreads_requests_over_small_pools(
+    registry: Registry, repo_name: str, tmp_path: Path
+) -> None:
+    from gate.sources.registry_http import ShardedTransport
+
+    blobs = [oci.push_blob(registry, repo_name, f"blob {i}".encode()) for i in range(40)]
+    name = f"{registry.host}/{repo_name}"
+    transport = ShardedTransport(16)
+
+    async def go() -> None:
+        async with RegistryClient(
+            [RegistryConfig(host=registry.host, insecure=True)],
+            transport=transport,
+            environ={"DOCKER_CONFIG": str(tmp_path / "none")},
+        ) as client:
+            got = await asyncio.gather(*(client.get_blob(name, b.digest) for b in blobs))
+            assert got == [f"blob {i}".encode() for i in range(40)]
+            assert transport._in_flight == [0, 0, 0, 0]  # every response body was closed
+
+    run(go())
+    assert ShardedTransport.usable({}) and not ShardedTransport.usable({"https_proxy": "http://p"})
