@@ -23,11 +23,17 @@ from gate.policy import parse_policy
 from gate.reference import ImageReference
 
 DIGEST = "sha256:" + "ab" * 32
-PEM = """-----BEGIN PUBLIC KEY-----
-MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE8Zb3T8F+3dnA9iWuV7hKqWt0x9xY
-Yl0rjrX4d0vCjt0qG1B2dM5qSg2bZ9a7lUzwXj6m5oK0Q8m4sW3o2o8Vbg==
------END PUBLIC KEY-----
-"""
+REPO = "registry.example.com/acme"
+
+
+def _public_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
 
 
 class InstantImages:
@@ -52,12 +58,10 @@ def make_source(root: Path, n: int) -> None:
                     "template": {
                         "metadata": {"labels": {"app": f"app-{i}"}},
                         "spec": {
-                            "initContainers": [
-                                {"name": "init", "image": f"registry.example.com/acme/init:{i % 50}"}
-                            ],
+                            "initContainers": [{"name": "init", "image": f"{REPO}/init:{i % 50}"}],
                             "containers": [
-                                {"name": "app", "image": f"registry.example.com/acme/app-{i}:v1"},
-                                {"name": "proxy", "image": "registry.example.com/acme/proxy:1.0"},
+                                {"name": "app", "image": f"{REPO}/app-{i}:v1"},
+                                {"name": "proxy", "image": f"{REPO}/proxy:1.0"},
                             ],
                         },
                     },
@@ -75,29 +79,13 @@ def main() -> None:
         "kind": "GatePolicy",
         "metadata": {"name": "bench"},
         "spec": {
-            "keys": {"ci": {"publicKey": PEM}},
+            "keys": {"ci": {"publicKey": _public_pem()}},
             "images": [
                 {"match": ["registry.example.com/acme/**"], "signatures": {"signers": ["ci"]}}
             ],
         },
     }
-    try:
-        policy = parse_policy(yaml.safe_dump(policy_doc).encode(), source="bench")
-    except Exception:
-        # The inline PEM is a placeholder shape; mint a real key instead.
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-
-        pem = (
-            ec.generate_private_key(ec.SECP256R1())
-            .public_key()
-            .public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            .decode()
-        )
-        policy_doc["spec"]["keys"]["ci"]["publicKey"] = pem  # type: ignore[index]
-        policy = parse_policy(yaml.safe_dump(policy_doc).encode(), source="bench")
+    policy = parse_policy(yaml.safe_dump(policy_doc).encode(), source="bench")
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp)
         make_source(src, n)
