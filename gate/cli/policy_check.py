@@ -76,6 +76,11 @@ def describe(loaded: LoadedPolicy) -> str:
         out.append(f"images[{i}]: {', '.join(r.match)} -> {'; '.join(parts)}")
     out.append("images no rule matches: denied (no-policy); the first matching rule wins")
     out.append(f"output: pin digests: {'yes' if spec.output.pin_digests else 'NO'}")
+    if spec.output.vsa is not None:
+        out.append(
+            f"output: a signed verification summary (VSA) with key {spec.output.vsa.key} "
+            "when --vsa / $GATE_VSA names a file"
+        )
     for reg in spec.registries:
         if reg.insecure:
             out.append(f"WARNING: registry {reg.host} is reached over plain HTTP (insecure: true)")

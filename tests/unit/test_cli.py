@@ -184,3 +184,22 @@ def test_generate_without_policy_is_exit_2(world, tmp_path: Path) -> None:  # ty
     p = _gate(["generate"], ok, _argo_env(tmp_path / "absent.yaml"))
     assert p.returncode == 2 and p.stdout == ""
     assert "cannot read policy file" in p.stderr
+
+
+def test_policy_check_describes_everything(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from tests.unit.policy.test_model import FULL
+
+    p = tmp_path / "full.yaml"
+    p.write_text(yaml.safe_dump(FULL))
+    assert main(["policy", "check", str(p)]) == 0
+    out = capsys.readouterr().out
+    for words in (
+        "mode: enforce",
+        "gha-release: keyless issuer=https://token.actions.githubusercontent.com",
+        "git: require tag, signed by 1 of [release-team, ops], release tags ['v*']",
+        "provenance by 1 of [ops]",
+        "attestation https://slsa.dev/provenance/v1 by 1 of [gha-release]",
+        "EXEMPT (vendor image, reviewed 2026-11)",
+        "signed verification summary (VSA) with key /etc/gate/vsa.key",
+    ):
+        assert words in out, (words, out)
