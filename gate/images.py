@@ -68,6 +68,7 @@ from gate.evidence.cosign import (
     verify_key_signature,
 )
 from gate.evidence.identity import check_identity, read_identity
+from gate.evidence.reasons import rank
 from gate.policy.model import Key, KeylessIdentity
 from gate.reference import ImageReference
 from gate.signing.keys import PublicKey
@@ -86,17 +87,6 @@ MAX_SIG_LAYERS = 32
 MAX_REFERRERS = 32
 DEFAULT_DEADLINE_S = 45.0
 
-#: When no signer verified, the most specific failure explains the deny best.
-_REASON_RANK = (
-    "digest-mismatch",
-    "certificate-expired",
-    "tlog-invalid",
-    "sct-invalid",
-    "issuer-mismatch",
-    "identity-mismatch",
-    "bad-signature",
-    "untrusted-signer",
-)
 
 T = TypeVar("T")
 
@@ -494,7 +484,7 @@ class CosignImageVerifier:
                     evidence = verify_candidate(cand, signer, env)
                 except VerificationError as e:
                     prev = out.failures.get(signer.name)
-                    if prev is None or _rank(e.reason) < _rank(prev.reason):
+                    if prev is None or rank(e.reason) < rank(prev.reason):
                         e.message = f"{cand.where}: {e.message}"
                         out.failures[signer.name] = e
                     continue
@@ -533,7 +523,7 @@ class CosignImageVerifier:
                 + "\n".join(lines),
                 hint="more distinct policy keys must sign the image",
             )
-        best = min(result.failures.values(), key=lambda e: _rank(e.reason))
+        best = min(result.failures.values(), key=lambda e: rank(e.reason))
         return VerificationError(
             f"no trusted signature for {digest} ({len(candidates)} found)\n" + "\n".join(lines),
             reason=best.reason,
@@ -607,10 +597,3 @@ def _repo_name(signature_repository: str) -> str:
 
     ref = parse_reference(signature_repository, default_tag=False)
     return ref.name
-
-
-def _rank(reason: str) -> int:
-    try:
-        return _REASON_RANK.index(reason)
-    except ValueError:
-        return len(_REASON_RANK)

@@ -26,48 +26,12 @@ from gate.evidence.attestations import Material, PolicySigner, verify_envelope
 from gate.evidence.bundle import key_fingerprint
 from gate.evidence.cosign import load_policy_key
 from gate.evidence.identity import CertificateIdentity
+from gate.evidence.reasons import REASON_RANK, rank
 from gate.evidence.slsa import verify_provenance
 from gate.evidence.statement import AttestationError, Statement, verify_statement
 from gate.policy.glob import glob_match
 from gate.policy.model import AttestationRule, GitHubAttestation, Key
 from gate.sources.trustroot import TrustRoot
-
-#: When nothing verified, the most specific failure explains the deny best: content
-#: failures (the signature held) before signature failures.
-REASON_RANK = (
-    "untrusted-builder",
-    "builder-mismatch",
-    "source-mismatch",
-    "branch-mismatch",
-    "tag-mismatch",
-    "versioned-tag-mismatch",
-    "invalid-ref",
-    "build-type-mismatch",
-    "certificate-predicate-mismatch",
-    "layout-inspections-refused",
-    "layout-invalid",
-    "vsa-failed",
-    "vsa-verifier-mismatch",
-    "vsa-resource-mismatch",
-    "vsa-level-too-low",
-    "vsa-policy-mismatch",
-    "subject-mismatch",
-    "predicate-type-mismatch",
-    "payload-type-mismatch",
-    "malformed-statement",
-    "digest-mismatch",
-    "certificate-expired",
-    "tlog-invalid",
-    "sct-invalid",
-    "issuer-mismatch",
-    "identity-mismatch",
-    "bad-signature",
-    "untrusted-signer",
-)
-
-
-def rank(reason: str) -> int:
-    return REASON_RANK.index(reason) if reason in REASON_RANK else len(REASON_RANK)
 
 
 @dataclass(frozen=True)

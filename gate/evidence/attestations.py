@@ -58,6 +58,7 @@ from gate.evidence.cosign import (
     CERTIFICATE_ANNOTATION,
     verify_key_signature,
 )
+from gate.evidence.encoding import b64_field
 from gate.evidence.identity import CertificateIdentity, check_identity, read_identity
 from gate.policy.model import KeylessIdentity
 from gate.signing.dsse import Envelope, EnvelopeFormatError
@@ -116,12 +117,7 @@ class VerifiedEnvelope:
 
 
 def _b64(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise BundleFormatError(f"the {what} is not base64 text")
-    try:
-        return base64.b64decode(value, validate=True)
-    except binascii.Error as e:
-        raise BundleFormatError(f"the {what} is not base64") from e
+    return b64_field(value, what, BundleFormatError)
 
 
 def _pem(obj: x509.Certificate | PublicKey) -> bytes:

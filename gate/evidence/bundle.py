@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives import serialization
 
 from gate.errors import DigestMismatchError, SignatureError, VerificationError
 from gate.evidence.cosign import verify_key_signature
+from gate.evidence.encoding import b64_field
 from gate.evidence.identity import KeylessPolicy, read_identity
 from gate.evidence.rekor import TlogError, verify_hashedrekord_body
 from gate.policy.model import KeylessIdentity
@@ -224,12 +225,7 @@ def verify_keyless_bundle(
 
 
 def _b64(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise BundleFormatError(f"the bundle's {what} is not base64 text")
-    try:
-        return base64.b64decode(value, validate=True)
-    except binascii.Error as e:
-        raise BundleFormatError(f"the bundle's {what} is not base64") from e
+    return b64_field(value, f"bundle's {what}", BundleFormatError)
 
 
 def key_fingerprint(key: PublicKey) -> str:

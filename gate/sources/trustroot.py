@@ -14,8 +14,6 @@ dataclasses our own legacy verifiers use) and, on demand, into sigstore's
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import hashlib
 import json
@@ -31,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from gate.errors import PolicyError
+from gate.evidence.encoding import b64_field
 
 if TYPE_CHECKING:  # pragma: no cover
     from sigstore.models import TrustedRoot
@@ -125,12 +124,7 @@ def _validity(doc: Any, where: str) -> Validity:
 
 
 def _b64(value: Any, where: str) -> bytes:
-    if not isinstance(value, str):
-        raise PolicyError(f"trust root: {where} is not base64 text")
-    try:
-        return base64.b64decode(value, validate=True)
-    except binascii.Error as e:
-        raise PolicyError(f"trust root: {where} is not base64") from e
+    return b64_field(value, where, lambda msg: PolicyError(f"trust root: {msg}"))
 
 
 def _log_key(doc: Any, where: str) -> LogKey | None:
