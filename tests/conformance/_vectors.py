@@ -13,11 +13,11 @@ REPO = Path(__file__).resolve().parents[2]
 VECTORS = Path(os.environ.get("GATE_VECTORS", REPO.parent / "shared" / "vectors"))
 
 
-def absent(what: Path) -> list[object]:
-    """One visibly skipped case when the vectors are not there."""
+def absent(what: Path, arity: int = 1) -> list[object]:
+    """One visibly skipped case when the vectors are not there (``arity``: parameter names)."""
     return [
         pytest.param(
-            None,
+            *([None] * arity),
             marks=pytest.mark.skip(reason=f"vectors not found at {what} (set GATE_VECTORS)"),
             id="vectors-absent",
         )

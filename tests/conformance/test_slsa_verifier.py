@@ -37,7 +37,7 @@ def _digests() -> dict[tuple[str, str], str]:
 
 def _cases() -> list[object]:
     if not (SV / "expectations.json").is_file():
-        return absent(SV)
+        return absent(SV, 2)
     doc = json.loads((SV / "expectations.json").read_text())
     out: list[object] = []
     for i, case in enumerate(doc["cases"]):
@@ -103,7 +103,7 @@ BUNDLE_CASES = {
 
 def _bundle_cases() -> list[object]:
     if not (SV / "bundle").is_dir():
-        return absent(SV / "bundle")
+        return absent(SV / "bundle", 2)
     return [pytest.param(name, ok, id=name) for name, ok in BUNDLE_CASES.items()]
 
 
