@@ -13,7 +13,9 @@ The signed objects are written with plain git plumbing (``hash-object`` and
 
 Forgeries (:class:`GitsignForgery`, plus the authority's certificate forgeries):
 ``online`` (no embedded entry), ``set_signed_by_other_key``,
-``entry_for_other_signature``, ``digest_over_other_payload``, ``corrupt_signature``.
+``entry_for_other_signature``, ``digest_over_other_payload``, ``corrupt_signature``; the
+authority's certificate forgeries include the SCT ones (``sct_untrusted_log``,
+``sct_over_other_data``).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class GitsignForgery:
     digest_over_other_payload: bool = False
     #: One byte of the CMS signature flipped.
     corrupt_signature: bool = False
-    #: A certificate forgery of the authority (untrusted CA, other identity, times).
+    #: A certificate forgery of the authority (untrusted CA, other identity, times, SCT).
     certificate: Forgery = field(default_factory=Forgery)
 
 
@@ -72,6 +74,8 @@ GITSIGN_FORGERIES: dict[str, GitsignForgery] = {
     "integrated-outside-validity": GitsignForgery(
         certificate=Forgery(integrated_outside_validity=True)
     ),
+    "sct-untrusted-log": GitsignForgery(certificate=Forgery(sct_untrusted_log=True)),
+    "sct-over-other-data": GitsignForgery(certificate=Forgery(sct_over_other_data=True)),
 }
 
 
@@ -185,6 +189,8 @@ class KeylessGitSigner:
             other_identity=f.certificate.other_identity,
             other_issuer=f.certificate.other_issuer,
             untrusted_ca=f.certificate.untrusted_ca,
+            sct_untrusted_log=f.certificate.sct_untrusted_log,
+            sct_over_other_data=f.certificate.sct_over_other_data,
         )
         issued = self.authority.issue_certificate(
             self.identity,

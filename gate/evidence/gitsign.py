@@ -11,17 +11,30 @@ along as an unsigned attribute, OID ``1.3.6.1.4.1.57264.3.1``, an OCTET STRING
 holding a protobuf ``TransparencyLogEntry`` whose body gitsign clears (the
 verifier rebuilds it from the signature, which binds the entry to THIS signature).
 
+This module owns only what is specific to gitsign: the CMS, the protobuf entry, the
+rebuilt ``hashedrekord`` body and the identity match over several policy keys. The
+trust root, the certificate and the SET are checked by the modules the image
+verifiers use (:mod:`gate.sources.trustroot`, :mod:`gate.evidence.fulcio`,
+:mod:`gate.evidence.rekor`), so the whole gate has one trust-root parser and one
+Fulcio/Rekor verification.
+
 What we check, in order, each failure with its own reason:
 1. the CMS parses, is detached, has exactly one signer whose certificate it carries;
 2. message digest = sha256(payload), and the signature verifies over the signed
    attributes (``bad-signature``);
-3. the leaf chains to a certificate authority of the trust root (``untrusted-signer``):
-   an attacker can mint a look-alike Fulcio CA, not one in our root;
-4. the embedded log entry exists (``tlog-entry-missing``: gitsign's default online
-   mode can only be checked by querying Rekor, which an offline gate cannot do) and
-   its SET verifies under a Rekor key of the trust root (``tlog-invalid``);
-5. the log's integrated time lies inside the certificate's validity (``key-expired``):
-   the signing time attribute is the signer's claim, the log's time is not;
+3. the embedded log entry exists (``tlog-entry-missing``: gitsign's default online
+   mode can only be checked by querying Rekor, which an offline gate cannot do), is a
+   ``hashedrekord`` 0.0.1 and (if it carries a body) is this signature's
+   (``tlog-invalid``);
+4. at the entry's integrated time (``fulcio.verify_certificate``): the certificate was
+   valid (``key-expired``: the signing time attribute is the signer's claim, the log's
+   time is not), chains to a certificate authority of the trust root valid then and is
+   a code-signing leaf (``untrusted-signer``: an attacker can mint a look-alike Fulcio
+   CA, not one in our root), and its embedded SCT verifies under a CT log key of the
+   trust root (``sct-invalid``);
+5. the SET verifies under the trust root's Rekor key for the entry's log id, valid at
+   the integrated time (``rekor.verify_set``, ``tlog-invalid``): only now is that time
+   trusted, so nothing is accepted unless both 4 and 5 hold;
 6. the identity (issuer exact, subject anchored glob) is one the policy trusts
    (``untrusted-signer``).
 """
@@ -32,7 +45,6 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,86 +57,28 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from gate.errors import IdentityError, SignatureError, VerificationError
+from gate.evidence import fulcio, rekor
 from gate.evidence.identity import check_identity, read_identity
+from gate.evidence.rekor import TlogError
 from gate.evidence.sigtools import KeyExpiredError, UntrustedSignerError
 from gate.policy.model import KeylessIdentity
+from gate.sources.trustroot import TrustRoot
 
 OID_REKOR_TLOG_ENTRY = "1.3.6.1.4.1.57264.3.1"
 MAX_SIGNATURE_BYTES = 64 * 1024
+#: ``integratedTime`` and ``logIndex`` are signed as JSON numbers (RFC 8785): beyond
+#: 2**53 they have no canonical form, and a time past year 9999 is no time at all.
+_MAX_LOG_INDEX = 2**53 - 1
+_MAX_INTEGRATED_TIME = 253402300799  # 9999-12-31T23:59:59Z
 _ARMOR = re.compile(
     rb"-----BEGIN SIGNED MESSAGE-----\n([A-Za-z0-9+/=\n]+)-----END SIGNED MESSAGE-----\n?\Z"
 )
 
-LogKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
-
 
 class TlogMissingError(VerificationError):
     reason = "tlog-entry-missing"
-
-
-class TlogInvalidError(VerificationError):
-    reason = "tlog-invalid"
-
-
-# -- trust root -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RekorKey:
-    log_id: bytes
-    key: LogKey
-    start: dt.datetime | None
-    end: dt.datetime | None
-
-
-@dataclass(frozen=True)
-class KeylessTrust:
-    """The parts of a Sigstore trust root a gitsign signature is checked against."""
-
-    #: Each CA as its chain, the certificate that issues leaves first.
-    ca_chains: tuple[tuple[x509.Certificate, ...], ...]
-    rekor_keys: tuple[RekorKey, ...]
-
-    @classmethod
-    def from_trusted_root(cls, data: bytes) -> KeylessTrust:
-        """Parse ``trusted_root.json`` (protobuf-specs ``TrustedRoot``, JSON mapping)."""
-        try:
-            doc = json.loads(data)
-            chains: list[tuple[x509.Certificate, ...]] = []
-            for ca in doc.get("certificateAuthorities", []):
-                certs = tuple(
-                    x509.load_der_x509_certificate(base64.b64decode(c["rawBytes"]))
-                    for c in ca["certChain"]["certificates"]
-                )
-                if certs:
-                    chains.append(certs)
-            keys: list[RekorKey] = []
-            for log in doc.get("tlogs", []):
-                pk = log["publicKey"]
-                key = serialization.load_der_public_key(base64.b64decode(pk["rawBytes"]))
-                if not isinstance(key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
-                    continue
-                valid = pk.get("validFor", {})
-                keys.append(
-                    RekorKey(
-                        base64.b64decode(log["logId"]["keyId"]),
-                        key,
-                        _time(valid.get("start")),
-                        _time(valid.get("end")),
-                    )
-                )
-        except (ValueError, KeyError, TypeError, binascii.Error) as e:
-            raise SignatureError(f"the Sigstore trust root does not parse: {e}") from e
-        return cls(tuple(chains), tuple(keys))
-
-
-def _time(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 # -- protobuf (the few fields of TransparencyLogEntry we need) ---------------------
@@ -198,7 +152,7 @@ def parse_tlog_entry(data: bytes) -> TlogEntry:
         log_id = _pb_fields(_one(top, 2, bytes, b""))
         kind = _pb_fields(_one(top, 3, bytes, b""))
         promise = _pb_fields(_one(top, 5, bytes, b""))
-        return TlogEntry(
+        entry = TlogEntry(
             log_index=_one(top, 1, int, 0),
             log_id=_one(log_id, 1, bytes, b""),
             kind=_one(kind, 1, bytes, b"").decode(),
@@ -207,8 +161,14 @@ def parse_tlog_entry(data: bytes) -> TlogEntry:
             signed_entry_timestamp=_one(promise, 1, bytes, b""),
             canonicalized_body=_one(top, 7, bytes, b""),
         )
+        # Varints are unsigned here: a negative int64 arrives as a huge number.
+        if entry.log_index > _MAX_LOG_INDEX:
+            raise ValueError(f"logIndex {entry.log_index} is out of range")
+        if entry.integrated_time > _MAX_INTEGRATED_TIME:
+            raise ValueError(f"integratedTime {entry.integrated_time} is out of range")
+        return entry
     except (ValueError, UnicodeDecodeError) as e:
-        raise TlogInvalidError(f"the embedded Rekor entry does not parse: {e}") from e
+        raise TlogError(f"the embedded Rekor entry does not parse: {e}") from e
 
 
 # -- CMS --------------------------------------------------------------------------
@@ -284,7 +244,7 @@ def parse_cms(armored: bytes) -> CmsSignature:
         if unsigned.native is not None:
             hits = [a for a in unsigned if a["type"].dotted == OID_REKOR_TLOG_ENTRY]
             if len(hits) > 1 or (hits and len(hits[0]["values"]) != 1):
-                raise TlogInvalidError("the CMS signature carries more than one Rekor entry")
+                raise TlogError("the CMS signature carries more than one Rekor entry")
             if hits:
                 value = hits[0]["values"][0]
                 entry = asn1_core.OctetString.load(value.dump(), strict=True).native
@@ -307,7 +267,8 @@ class KeylessVerified:
     integrated_time: dt.datetime
 
 
-def _verify_with(key: Any, signature: bytes, data: bytes) -> bool:
+def _verify_cms_signature(cert: x509.Certificate, signature: bytes, data: bytes) -> bool:
+    key = cert.public_key()
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
@@ -318,37 +279,6 @@ def _verify_with(key: Any, signature: bytes, data: bytes) -> bool:
     except InvalidSignature:
         return False
     return True
-
-
-def _chain(leaf: x509.Certificate, trust: KeylessTrust) -> tuple[x509.Certificate, ...]:
-    for chain in trust.ca_chains:
-        try:
-            leaf.verify_directly_issued_by(chain[0])
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        return chain
-    raise UntrustedSignerError(
-        "the keyless signing certificate was not issued by a certificate authority "
-        "of the Sigstore trust root",
-        found=leaf.issuer.rfc4514_string(),
-        expected=", ".join(c[0].subject.rfc4514_string() for c in trust.ca_chains) or "none",
-        hint="check spec.trustRoots.sigstore: is this signature from another Sigstore instance?",
-    )
-
-
-def _check_leaf_usage(leaf: x509.Certificate) -> None:
-    # Only a code-signing end-entity certificate may sign: a CA certificate or one
-    # for another purpose (TLS, say) from the same root must not count.
-    try:
-        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound as e:
-        raise UntrustedSignerError("the keyless certificate has no extended key usage") from e
-    try:
-        is_ca = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
-    if ExtendedKeyUsageOID.CODE_SIGNING not in eku or is_ca:
-        raise UntrustedSignerError("the keyless certificate is not a code-signing leaf")
 
 
 def _hashedrekord_body(cms: CmsSignature) -> bytes:
@@ -373,7 +303,8 @@ def _hashedrekord_body(cms: CmsSignature) -> bytes:
     return bytes(rfc8785.dumps(body))
 
 
-def _verify_tlog(cms: CmsSignature, trust: KeylessTrust) -> dt.datetime:
+def _embedded_entry(cms: CmsSignature) -> rekor.RekorEntry:
+    """Step 3: the embedded entry, with the body rebuilt from THIS signature."""
     if cms.tlog_entry is None:
         raise TlogMissingError(
             "the keyless signature carries no Rekor entry, so it cannot be verified offline",
@@ -384,7 +315,7 @@ def _verify_tlog(cms: CmsSignature, trust: KeylessTrust) -> dt.datetime:
         )
     entry = parse_tlog_entry(cms.tlog_entry)
     if (entry.kind, entry.version) != ("hashedrekord", "0.0.1"):
-        raise TlogInvalidError(
+        raise TlogError(
             "the embedded Rekor entry has an unexpected kind",
             found=f"{entry.kind} {entry.version}",
             expected="hashedrekord 0.0.1",
@@ -392,43 +323,40 @@ def _verify_tlog(cms: CmsSignature, trust: KeylessTrust) -> dt.datetime:
     body = _hashedrekord_body(cms)
     # gitsign clears the body; if one is present it must be this signature's.
     if entry.canonicalized_body and entry.canonicalized_body != body:
-        raise TlogInvalidError("the embedded Rekor entry is for another signature")
-    integrated = dt.datetime.fromtimestamp(entry.integrated_time, tz=dt.UTC)
-    keys = [k for k in trust.rekor_keys if k.log_id == entry.log_id]
-    if not keys:
-        raise TlogInvalidError(
-            "the embedded Rekor entry is from a log the trust root does not list",
-            found=entry.log_id.hex(),
-            expected=", ".join(k.log_id.hex() for k in trust.rekor_keys) or "none",
-        )
-    payload = rfc8785.dumps(
-        {
-            "body": base64.b64encode(body).decode(),
-            "integratedTime": entry.integrated_time,
-            "logID": entry.log_id.hex(),
-            "logIndex": entry.log_index,
-        }
+        raise TlogError("the embedded Rekor entry is for another signature")
+    return rekor.RekorEntry(
+        signed_entry_timestamp=entry.signed_entry_timestamp,
+        body_b64=base64.b64encode(body).decode(),
+        integrated_time=entry.integrated_time,
+        log_index=entry.log_index,
+        log_id=entry.log_id,
     )
-    for k in keys:
-        in_window = (k.start is None or k.start <= integrated) and (
-            k.end is None or integrated <= k.end
-        )
-        if in_window and _verify_with(k.key, entry.signed_entry_timestamp, payload):
-            return integrated
-    raise TlogInvalidError(
-        "the Rekor inclusion promise (SET) does not verify: the entry was not logged "
-        "by the trusted log, or it is for another signature",
-        found=f"log index {entry.log_index}, integrated {integrated.isoformat()}",
-    )
+
+
+def _verify_certificate(cert: x509.Certificate, root: TrustRoot, at: dt.datetime) -> None:
+    """Step 4, with the Git reason for a certificate not valid at the log's time."""
+    try:
+        fulcio.verify_certificate(cert, root, at)
+    except fulcio.CertificateExpiredError as e:
+        raise KeyExpiredError(
+            "the keyless certificate was not valid when the log recorded the signature",
+            found=e.found,
+            expected=e.expected,
+            hint=e.hint,
+        ) from e
 
 
 def verify_keyless(
     payload: bytes,
     armored: bytes,
-    trust: KeylessTrust,
+    root: TrustRoot,
     identities: Mapping[str, KeylessIdentity],
+    now: dt.datetime,
 ) -> KeylessVerified:
-    """Verify a gitsign signature over ``payload``; raise with the reason, or return who."""
+    """Verify a gitsign signature over ``payload``; raise with the reason, or return who.
+
+    ``now`` bounds the log's integrated time (an entry from the future is refused).
+    """
     cms = parse_cms(armored)
     if cms.message_digest != hashlib.sha256(payload).digest():
         raise SignatureError(
@@ -436,19 +364,14 @@ def verify_keyless(
             found=cms.message_digest.hex(),
             expected=hashlib.sha256(payload).hexdigest(),
         )
-    if not _verify_with(cms.certificate.public_key(), cms.signature, cms.signed_attrs_der):
+    if not _verify_cms_signature(cms.certificate, cms.signature, cms.signed_attrs_der):
         raise SignatureError("the keyless signature does not verify with its certificate")
-    chain = _chain(cms.certificate, trust)
-    _check_leaf_usage(cms.certificate)
-    integrated = _verify_tlog(cms, trust)
-    for cert in (cms.certificate, *chain):
-        if not cert.not_valid_before_utc <= integrated <= cert.not_valid_after_utc:
-            raise KeyExpiredError(
-                "the keyless certificate was not valid when the log recorded the signature",
-                found=f"integrated {integrated.isoformat()}",
-                expected=f"{cert.not_valid_before_utc.isoformat()} .. "
-                f"{cert.not_valid_after_utc.isoformat()} ({cert.subject.rfc4514_string()})",
-            )
+    entry = _embedded_entry(cms)
+    # The certificate is judged at the entry's time before the SET authenticates that
+    # time: a certificate from another Sigstore instance is reported as an untrusted
+    # signer, not as a log problem. Both must hold before anything is accepted.
+    _verify_certificate(cms.certificate, root, entry.integrated_at)
+    rekor.verify_set(entry, root, now)
     ident = read_identity(cms.certificate)
     names: set[str] = set()
     for name, expected in identities.items():
@@ -469,7 +392,7 @@ def verify_keyless(
         ident.subject,
         ident.issuer or "",
         frozenset(names),
-        integrated,
+        entry.integrated_at,
     )
 
 

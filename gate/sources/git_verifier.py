@@ -15,27 +15,24 @@ Checks, each reported as a finding (``check`` / ``reason``):
   threshold (``threshold-not-met``);
 - ``git.tree``: the files on disk are exactly the signed commit's tree
   (``tree-mismatch``, with the paths).
+
+Each tag and commit signature that verified is recorded for the VSA's
+``inputAttestations`` (:func:`_record_input`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from gate.errors import (
-    GateError,
-    MissingEvidenceError,
-    PolicyError,
-    SourceError,
-    VerificationError,
-)
+from gate.errors import GateError, MissingEvidenceError, SourceError, VerificationError
 from gate.evidence.git import (
     GitSignature,
     MalformedObjectError,
@@ -45,7 +42,7 @@ from gate.evidence.git import (
     parse_commit,
     parse_tag,
 )
-from gate.evidence.gitsign import KeylessTrust, verify_keyless
+from gate.evidence.gitsign import verify_keyless
 from gate.evidence.sigtools import (
     PgpKeyring,
     SshTrustedKey,
@@ -60,12 +57,11 @@ from gate.sources.git import (
     compare_tree,
     worktree_files,
 )
+from gate.sources.trustroot import TrustRoot, load_trust_root
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; gate.engine imports this module
     from gate.engine import Context
 
-MAX_TRUST_ROOT_BYTES = 4 * 1024 * 1024
-_PUBLIC_GOOD = "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev"
 _HEX = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 MAX_LISTED = 10
 
@@ -74,38 +70,54 @@ class TagError(VerificationError):
     """A release tag that does not count, with its reason."""
 
 
-def load_trust_root_bytes(path: str | None) -> bytes:
-    """The policy's ``trustRoots.sigstore`` file, or the public-good root in the wheel."""
-    if path is None:
-        ref = resources.files("sigstore._store").joinpath(_PUBLIC_GOOD, "trusted_root.json")
-        return ref.read_bytes()
-    p = Path(path)
-    try:
-        if p.stat().st_size > MAX_TRUST_ROOT_BYTES:
-            raise PolicyError(f"trust root {p} is larger than {MAX_TRUST_ROOT_BYTES} bytes")
-        return p.read_bytes()
-    except OSError as e:
-        raise PolicyError(
-            f"cannot read the Sigstore trust root {p}: {e.strerror or e}",
-            hint="check spec.trustRoots.sigstore",
-        ) from e
+def trust_root_path(ctx: Context) -> Path | None:
+    """``spec.trustRoots.sigstore`` as the image verifiers read it: relative to the policy.
+
+    Never relative to the working directory, which may be the source being verified.
+    """
+    configured = ctx.policy.policy.spec.trust_roots.sigstore
+    if configured is None:
+        return None
+    path = Path(configured)
+    return path if path.is_absolute() else Path(ctx.policy.path).parent / path
+
+
+def _record_input(ctx: Context, checkout: GitCheckout, rev: str, raw: bytes) -> None:
+    """A verified tag or commit for the VSA's ``inputAttestations``.
+
+    URI ``git+<repo>@<rev>`` (``rev``: ``refs/tags/<name>`` or the commit id), the
+    repository as the caller names it, else the checkout's ``file://`` URI. Digest: the
+    SHA-256 of the raw signed object (``git cat-file <type> <rev>``: the signed payload
+    with its signature), so a consumer checks ``git cat-file tag refs/tags/v1 | sha256sum``
+    in either object format. Not ``{"sha1"|"sha256": <object id>}``: an object id hashes
+    ``"<type> <size>\\0" + content``, so it is not the sha256/sha1 of any bytes a consumer
+    can fetch (in-toto's DigestSet names it ``gitCommit``/``gitTag``), and the VSA writer
+    keeps SHA-256 digests only (a SHA-1 id would vanish, and SHA-1 is not collision-safe).
+    """
+    repo = ctx.request.source.repo
+    if repo:
+        base = repo if repo.startswith("git+") else f"git+{repo}"
+    else:
+        base = f"git+{checkout.root.resolve().as_uri()}"
+    ctx.findings.verified_input(f"{base}@{rev}", "sha256:" + hashlib.sha256(raw).hexdigest())
 
 
 @dataclass
 class SignatureChecker:
     """Verifies one Git signature against the policy keys named in ``signers``.
 
-    The PGP keyring and the keyless trust root are built on first use only, so a
-    policy of SSH keys never starts gpg.
+    The PGP keyring and the Sigstore trust root are loaded on first use only, so a
+    policy of SSH keys never starts gpg nor reads a trust root.
     """
 
     spec: Spec
     signers: tuple[str, ...]
     now: dt.datetime
-    load_trust_root: Callable[[str | None], bytes] = load_trust_root_bytes
+    trust_root_path: Path | None = None
+    load_trust_root: Callable[[Path | None], TrustRoot] = load_trust_root
     _stack: ExitStack = field(default_factory=ExitStack)
     _pgp: PgpKeyring | None = None
-    _keyless: KeylessTrust | None = None
+    _trust_root: TrustRoot | None = None
 
     def __enter__(self) -> SignatureChecker:
         return self
@@ -156,10 +168,9 @@ class SignatureChecker:
         identities = self._identities()
         if not identities:
             raise self._no_keys("keyless (X.509)", sig)
-        if self._keyless is None:
-            data = self.load_trust_root(self.spec.trust_roots.sigstore)
-            self._keyless = KeylessTrust.from_trusted_root(data)
-        keyless = verify_keyless(payload, sig.armored, self._keyless, identities)
+        if self._trust_root is None:
+            self._trust_root = self.load_trust_root(self.trust_root_path)
+        keyless = verify_keyless(payload, sig.armored, self._trust_root, identities, now)
         return VerifiedSigner(keyless.identity, keyless.key_names, where)
 
 
@@ -167,7 +178,7 @@ class SignatureChecker:
 class GitSourceVerifier:
     """``SourceVerifier`` for ``spec.source.git``."""
 
-    load_trust_root: Callable[[str | None], bytes] = load_trust_root_bytes
+    load_trust_root: Callable[[Path | None], TrustRoot] = load_trust_root
 
     def verify_source(self, ctx: Context) -> None:
         cfg = ctx.policy.policy.spec.source.git
@@ -186,7 +197,9 @@ class GitSourceVerifier:
         spec = ctx.policy.policy.spec
         signers: list[VerifiedSigner] = []
         complete = True
-        with SignatureChecker(spec, tuple(cfg.signers), ctx.now, self.load_trust_root) as checker:
+        with SignatureChecker(
+            spec, tuple(cfg.signers), ctx.now, trust_root_path(ctx), self.load_trust_root
+        ) as checker:
             if cfg.require in ("tag", "tag-and-commit"):
                 complete &= self._tags(ctx, cfg, checkout, head, checker, signers)
             if cfg.require in ("commit", "tag-and-commit"):
@@ -280,9 +293,12 @@ class GitSourceVerifier:
         bad: list[tuple[TagRef, GateError]] = []
         for ref in sorted(candidates, key=lambda r: r.name):
             try:
-                good.append((ref, self._check_tag(checkout, ref, head, checker)))
+                signer, raw = self._check_tag(checkout, ref, head, checker)
             except GateError as e:
                 bad.append((ref, e))
+                continue
+            good.append((ref, signer))
+            _record_input(ctx, checkout, f"refs/tags/{ref.name}", raw)
         for ref, signer in good:
             f.passed(
                 "git.tag-signature",
@@ -346,7 +362,8 @@ class GitSourceVerifier:
 
     def _check_tag(
         self, checkout: GitCheckout, ref: TagRef, head: str, checker: SignatureChecker
-    ) -> VerifiedSigner:
+    ) -> tuple[VerifiedSigner, bytes]:
+        """The tag's verified signer and its raw object bytes (what was verified)."""
         if ref.object_type == "commit":
             raise TagError(
                 f"refs/tags/{ref.name} is a lightweight tag: it has no tag object to sign",
@@ -382,7 +399,8 @@ class GitSourceVerifier:
                 f"tag {ref.name} is annotated but not signed",
                 expected="a tag signed by " + ", ".join(checker.signers),
             )
-        return checker.verify(tag.signed.payload, tag.signed.signature, f"tag {ref.name}")
+        signer = checker.verify(tag.signed.payload, tag.signed.signature, f"tag {ref.name}")
+        return signer, raw
 
     # -- commit ----------------------------------------------------------------------
 
@@ -409,6 +427,7 @@ class GitSourceVerifier:
         except GateError as e:
             ctx.findings.error("git.commit-signature", head, e)
             return False
+        _record_input(ctx, checkout, head, raw)
         ctx.findings.passed(
             "git.commit-signature",
             head,

@@ -7,6 +7,7 @@ object formats, with PGP, SSH and keyless (gitsign) signatures.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,17 @@ from typing import Any
 import pytest
 
 from gate.engine import Engine, GateRequest, SourceInfo, Verifiers
+from gate.policy import load_policy
 from gate.report import Report
 from gate.sources.git_verifier import GitSourceVerifier
+from gate.vsa_emit import build_statement
 from testkit.gitrepo import GitRepo, PgpSigner, SshSigner, release_repo
 from testkit.gitsign import GITSIGN_FORGERIES, KeylessGitSigner, keyless_tag, sign_head_commit
 from testkit.pgp import PgpKey, PgpKeyFactory
 from testkit.plugin_sigstore import GITHUB_ISSUER
 from testkit.sigstore_authority import Authority
 from testkit.sshkeys import SshKey, SshKeyFactory
-from tests.unit.helpers import make_policy
+from tests.unit.helpers import make_policy, write_policy
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +57,7 @@ def gate(
     revision: str | None = None,
     target: str | None = None,
     subdir: str = "deploy",
+    repo_uri: str | None = None,
 ) -> Report:
     git: dict[str, Any] = {
         "require": require,
@@ -66,7 +70,9 @@ def gate(
         spec["trustRoots"] = {"sigstore": str(trust_root)}
     root = repo.path if isinstance(repo, GitRepo) else repo
     engine = Engine(make_policy(spec), Verifiers(source=GitSourceVerifier()))
-    source = SourceInfo(path=root / subdir, revision=revision, target_revision=target)
+    source = SourceInfo(
+        path=root / subdir, revision=revision, target_revision=target, repo=repo_uri
+    )
     return engine.run(GateRequest(source=source)).report
 
 
@@ -267,6 +273,8 @@ def test_revoked_pgp_key(tmp_path: Path, pgp_keys: PgpKeyFactory) -> None:
         ("other-identity", "untrusted-signer"),
         ("expired-certificate", "key-expired"),
         ("corrupt-signature", "bad-signature"),
+        ("sct-untrusted-log", "sct-invalid"),
+        ("sct-over-other-data", "sct-invalid"),
     ],
 )
 def test_keyless_forgeries(
@@ -280,6 +288,119 @@ def test_keyless_forgeries(
     repo.git("tag", "-d", "v1.0.0")
     report = gate(repo, {"gha": KEYLESS}, trust_root=sigstore_authority.trusted_root_path)
     assert_denied(report, "git.tag-signature", reason)
+
+
+def test_keyless_certificate_with_a_wrong_sct_is_denied(
+    tmp_path: Path, sigstore_authority: Authority
+) -> None:
+    # Tag and commit signed by a certificate whose SCT is over other data: everything
+    # else (chain, SET, identity) holds, so the SCT is the only reason to deny.
+    repo = release_repo(tmp_path / "r", None, sign_commits=False)
+    signer = KeylessGitSigner(
+        sigstore_authority,
+        WORKFLOW,
+        GITHUB_ISSUER,
+        forgery=GITSIGN_FORGERIES["sct-over-other-data"],
+    )
+    sign_head_commit(repo, signer)
+    keyless_tag(repo, "v2.0.0", signer)
+    repo.git("tag", "-d", "v1.0.0")
+    root = sigstore_authority.trusted_root_path
+    report = gate(repo, {"gha": KEYLESS}, require="tag-and-commit", trust_root=root)
+    assert git_failures(report) == {
+        ("git.tag-signature", "sct-invalid"),
+        ("git.commit-signature", "sct-invalid"),
+    }
+    assert report.inputs == []
+
+
+def test_trust_root_is_read_only_for_a_keyless_signature(tmp_path: Path, ssh_key: SshKey) -> None:
+    repo = release_repo(tmp_path / "r", SshSigner(ssh_key))
+    missing = tmp_path / "no-such-trusted_root.json"
+    keys = {"k": ssh_spec(ssh_key), "gha": KEYLESS}
+    assert_allowed(gate(repo, keys, signers=["k"], trust_root=missing))
+    # The same policy meeting a keyless signature needs the root, and says so.
+    keyless = release_repo(tmp_path / "k", None, sign_commits=False)
+    report = gate(keyless, keys, require="commit", trust_root=missing)
+    assert report.decision == "deny"
+    failure = next(f for f in report.failures if f.check == "git.commit-signature")
+    assert failure.reason == "unsigned"  # nothing keyless to verify: still not read
+    sign_head_commit(keyless, KeylessGitSigner(_authority(tmp_path), WORKFLOW, GITHUB_ISSUER))
+    report = gate(keyless, keys, require="commit", trust_root=missing)
+    failure = next(f for f in report.failures if f.check == "git.commit-signature")
+    assert failure.reason == "policy-invalid" and str(missing) in failure.detail
+
+
+def _authority(tmp_path: Path) -> Authority:
+    return Authority.create(tmp_path / "sigstore")
+
+
+def test_relative_trust_root_is_beside_the_policy(
+    tmp_path: Path, sigstore_authority: Authority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As for images: a relative spec.trustRoots.sigstore is beside the policy, never in
+    # the working directory (which may be the very source being verified).
+    repo = release_repo(tmp_path / "r", None, sign_commits=False)
+    sign_head_commit(repo, KeylessGitSigner(sigstore_authority, WORKFLOW, GITHUB_ISSUER))
+    policy_dir = tmp_path / "policy"
+    policy_dir.mkdir()
+    shutil.copy(sigstore_authority.trusted_root_path, policy_dir / "root.json")
+    rogue = _authority(tmp_path)
+    shutil.copy(rogue.trusted_root_path, repo.path / "root.json")
+    repo.git("add", "root.json")
+    spec: dict[str, Any] = {
+        "keys": {"gha": KEYLESS},
+        "source": {"git": {"require": "commit", "signers": ["gha"]}},
+        "trustRoots": {"sigstore": "root.json"},
+        "images": [EXEMPT],
+    }
+    policy = load_policy(write_policy(policy_dir / "policy.yaml", spec))
+    monkeypatch.chdir(repo.path)
+    engine = Engine(policy, Verifiers(source=GitSourceVerifier()))
+    report = engine.run(GateRequest(source=SourceInfo(path=repo.path))).report
+    assert not {c for c, _ in git_failures(report) if c != "git.tree"}, report.failures
+
+
+# -- VSA inputs ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_verified_signatures_are_vsa_inputs(tmp_path: Path, ssh_key: SshKey, fmt: str) -> None:
+    repo = release_repo(tmp_path / "r", SshSigner(ssh_key), object_format=fmt)
+    keys = {"k": ssh_spec(ssh_key)}
+    tag_raw, commit_raw = repo.cat_file("refs/tags/v1.0.0"), repo.cat_file(repo.head())
+    # The digest is of the raw signed object, as `git cat-file` prints it, in either format.
+    expected = {
+        "refs/tags/v1.0.0": "sha256:" + hashlib.sha256(tag_raw).hexdigest(),
+        repo.head(): "sha256:" + hashlib.sha256(commit_raw).hexdigest(),
+    }
+    named = gate(repo, keys, require="tag-and-commit", repo_uri="https://github.com/acme/app")
+    assert_allowed(named)
+    assert {(i.uri, i.digest) for i in named.inputs} == {
+        (f"git+https://github.com/acme/app@{rev}", d) for rev, d in expected.items()
+    }
+    local = gate(repo, keys, require="tag-and-commit")
+    base = f"git+{repo.path.resolve().as_uri()}"
+    assert {(i.uri, i.digest) for i in local.inputs} == {
+        (f"{base}@{rev}", d) for rev, d in expected.items()
+    }
+    # ... and they reach the VSA's inputAttestations as in-toto ResourceDescriptors.
+    policy = make_policy({"keys": keys, "images": [EXEMPT]})
+    stmt = build_statement(named, policy)
+    assert {
+        "uri": f"git+https://github.com/acme/app@{repo.head()}",
+        "digest": {"sha256": hashlib.sha256(commit_raw).hexdigest()},
+    } in stmt["predicate"]["inputAttestations"]
+    # Only what verified is recorded: a commit-only policy lists the commit alone.
+    assert [i.uri for i in gate(repo, keys, require="commit").inputs] == [f"{base}@{repo.head()}"]
+
+
+def test_failed_signatures_are_not_vsa_inputs(
+    tmp_path: Path, ssh_key: SshKey, ssh_keys: SshKeyFactory
+) -> None:
+    repo = release_repo(tmp_path / "r", SshSigner(ssh_keys("intruder")))
+    report = gate(repo, {"k": ssh_spec(ssh_key)}, require="tag-and-commit")
+    assert report.decision == "deny" and report.inputs == []
 
 
 # -- threshold -------------------------------------------------------------------

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import base64
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gate.errors import GateError, SignatureError
-from gate.evidence.gitsign import (
-    KeylessTrust,
-    TlogInvalidError,
-    parse_cms,
-    parse_tlog_entry,
-    verify_keyless,
-)
+from gate.evidence.gitsign import KeylessVerified, parse_cms, parse_tlog_entry, verify_keyless
+from gate.evidence.rekor import TlogError
 from gate.policy.model import KeylessIdentity
-from testkit.gitsign import GITSIGN_FORGERIES, GitsignForgery, KeylessGitSigner, armor
+from gate.sources.trustroot import TrustRoot, load_trust_root
+from testkit.gitsign import (
+    GITSIGN_FORGERIES,
+    GitsignForgery,
+    KeylessGitSigner,
+    armor,
+    tlog_entry_protobuf,
+)
 from testkit.plugin_sigstore import GITHUB_ISSUER
 from testkit.sigstore_authority import Authority
 
@@ -38,12 +44,20 @@ EXPECTED_REASON = {
     "other-issuer": "untrusted-signer",
     "expired-certificate": "key-expired",
     "integrated-outside-validity": "key-expired",
+    "sct-untrusted-log": "sct-invalid",
+    "sct-over-other-data": "sct-invalid",
 }
 
 
 @pytest.fixture(scope="module")
-def trust(sigstore_authority: Authority) -> KeylessTrust:
-    return KeylessTrust.from_trusted_root(sigstore_authority.trusted_root_path.read_bytes())
+def trust(sigstore_authority: Authority) -> TrustRoot:
+    return load_trust_root(sigstore_authority.trusted_root_path)
+
+
+def _verify(
+    armored: bytes, trust: TrustRoot, payload: bytes = PAYLOAD, now: dt.datetime | None = None
+) -> KeylessVerified:
+    return verify_keyless(payload, armored, trust, IDENTITIES, now or dt.datetime.now(dt.UTC))
 
 
 def _sign(authority: Authority, forgery: GitsignForgery | None = None) -> bytes:
@@ -53,8 +67,8 @@ def _sign(authority: Authority, forgery: GitsignForgery | None = None) -> bytes:
     return signer.sign(PAYLOAD)
 
 
-def test_genuine(sigstore_authority: Authority, trust: KeylessTrust) -> None:
-    got = verify_keyless(PAYLOAD, _sign(sigstore_authority), trust, IDENTITIES)
+def test_genuine(sigstore_authority: Authority, trust: TrustRoot) -> None:
+    got = _verify(_sign(sigstore_authority), trust)
     assert got.key_names == {"gha"} and got.subject == WORKFLOW and got.issuer == GITHUB_ISSUER
 
 
@@ -63,34 +77,33 @@ def test_reason_table_covers_every_forgery() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(GITSIGN_FORGERIES))
-def test_forgery(sigstore_authority: Authority, trust: KeylessTrust, name: str) -> None:
+def test_forgery(sigstore_authority: Authority, trust: TrustRoot, name: str) -> None:
     armored = _sign(sigstore_authority, GITSIGN_FORGERIES[name])
     with pytest.raises(GateError) as e:
-        verify_keyless(PAYLOAD, armored, trust, IDENTITIES)
+        _verify(armored, trust)
     assert e.value.reason == EXPECTED_REASON[name]
 
 
 def test_untrusted_identity_names_found_and_expected(
-    sigstore_authority: Authority, trust: KeylessTrust
+    sigstore_authority: Authority, trust: TrustRoot
 ) -> None:
     armored = _sign(sigstore_authority, GITSIGN_FORGERIES["other-identity"])
     with pytest.raises(GateError) as e:
-        verify_keyless(PAYLOAD, armored, trust, IDENTITIES)
+        _verify(armored, trust)
     assert "evil" in (e.value.found or "") and "acme/app" in (e.value.expected or "")
 
 
-def test_signature_for_another_payload(sigstore_authority: Authority, trust: KeylessTrust) -> None:
+def test_signature_for_another_payload(sigstore_authority: Authority, trust: TrustRoot) -> None:
     with pytest.raises(SignatureError):
-        verify_keyless(PAYLOAD + b"x", _sign(sigstore_authority), trust, IDENTITIES)
+        _verify(_sign(sigstore_authority), trust, PAYLOAD + b"x")
 
 
 def test_other_trust_root(
     sigstore_authority: Authority, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     other = Authority.create(tmp_path_factory.mktemp("other-sigstore"))
-    trust = KeylessTrust.from_trusted_root(other.trusted_root_path.read_bytes())
     with pytest.raises(GateError) as e:
-        verify_keyless(PAYLOAD, _sign(sigstore_authority), trust, IDENTITIES)
+        _verify(_sign(sigstore_authority), load_trust_root(other.trusted_root_path))
     assert e.value.reason == "untrusted-signer"
 
 
@@ -118,11 +131,95 @@ def test_cms_layout(sigstore_authority: Authority) -> None:
 
 @pytest.mark.parametrize("data", [b"\x08", b"\x0a\x05ab", b"\x0b", b"\x12\x02\x0a"])
 def test_garbage_protobuf(data: bytes) -> None:
-    with pytest.raises(TlogInvalidError):
+    with pytest.raises(TlogError):
         parse_tlog_entry(data)
 
 
-def test_garbage_trust_root() -> None:
-    with pytest.raises(SignatureError):
-        KeylessTrust.from_trusted_root(b'{"tlogs": [{"publicKey": {"rawBytes": "!"}}]}')
-    assert KeylessTrust.from_trusted_root(base64.b64decode(b"e30=")).ca_chains == ()
+# -- the shared trust root, certificate and SET checks, as gitsign meets them ---------
+
+
+@pytest.mark.parametrize("name", ["sct-untrusted-log", "sct-over-other-data"])
+def test_certificate_with_a_wrong_sct(
+    sigstore_authority: Authority, trust: TrustRoot, name: str
+) -> None:
+    # Chain, validity, SET and identity all hold: only the SCT betrays the certificate
+    # (one Fulcio never submitted to the trusted CT log, so a mis-issuance stays hidden).
+    armored = _sign(sigstore_authority, GITSIGN_FORGERIES[name])
+    with pytest.raises(GateError) as e:
+        _verify(armored, trust)
+    assert e.value.reason == "sct-invalid"
+    assert "CT log" in e.value.diagnostics()
+
+
+def _edited_root(
+    authority: Authority, tmp_path: Path, edit: Callable[[dict[str, Any]], None]
+) -> TrustRoot:
+    doc = json.loads(authority.trusted_root_path.read_text())
+    edit(doc)
+    path = tmp_path / "trusted_root.json"
+    path.write_text(json.dumps(doc))
+    return load_trust_root(path)
+
+
+def _future(doc: dict[str, Any], *where: str) -> None:
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for item in doc[where[0]]:
+        target = item["publicKey"] if len(where) > 1 else item
+        target["validFor"] = {"start": later}
+
+
+def test_trust_root_without_ct_logs_is_an_sct_failure(
+    sigstore_authority: Authority, tmp_path: Path
+) -> None:
+    root = _edited_root(sigstore_authority, tmp_path, lambda d: d.update(ctlogs=[]))
+    with pytest.raises(GateError) as e:
+        _verify(_sign(sigstore_authority), root)
+    assert e.value.reason == "sct-invalid"
+
+
+def test_rekor_key_outside_its_validity_window(
+    sigstore_authority: Authority, tmp_path: Path
+) -> None:
+    root = _edited_root(sigstore_authority, tmp_path, lambda d: _future(d, "tlogs", "publicKey"))
+    with pytest.raises(GateError) as e:
+        _verify(_sign(sigstore_authority), root)
+    assert e.value.reason == "tlog-invalid"
+
+
+def test_certificate_authority_outside_its_validity_window(
+    sigstore_authority: Authority, tmp_path: Path
+) -> None:
+    root = _edited_root(
+        sigstore_authority, tmp_path, lambda d: _future(d, "certificateAuthorities")
+    )
+    with pytest.raises(GateError) as e:
+        _verify(_sign(sigstore_authority), root)
+    assert e.value.reason == "untrusted-signer"
+
+
+def test_entry_integrated_in_the_future(sigstore_authority: Authority, trust: TrustRoot) -> None:
+    # The gate's clock an hour before the log's time: the entry cannot be trusted yet.
+    earlier = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    with pytest.raises(GateError) as e:
+        _verify(_sign(sigstore_authority), trust, now=earlier)
+    assert e.value.reason == "tlog-invalid"
+
+
+def test_out_of_range_integrated_time_is_a_tlog_failure(sigstore_authority: Authority) -> None:
+    signer = KeylessGitSigner(sigstore_authority, WORKFLOW, GITHUB_ISSUER)
+    signer.sign(PAYLOAD)
+    assert signer.last_entry is not None
+    huge = tlog_entry_protobuf(signer.last_entry).replace(
+        b"\x20" + _varint(signer.last_entry.integrated_time), b"\x20" + _varint(2**64 - 1)
+    )
+    with pytest.raises(TlogError, match="integratedTime"):
+        parse_tlog_entry(huge)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
