@@ -73,7 +73,7 @@ from gate.policy.model import Key, KeylessIdentity
 from gate.reference import ImageReference
 from gate.signing.keys import PublicKey
 from gate.sources.registry import Deadline, RegistryClient, signature_tag
-from gate.sources.trustroot import TrustRoot, load_trust_root
+from gate.sources.trustroot import TrustRoot, load_trust_root, policy_trust_root_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from gate.engine import Context, ImageCheck
@@ -374,7 +374,7 @@ class CosignImageVerifier:
         def trust_root() -> TrustRoot:
             if "root" not in root_box:
                 try:
-                    root_box["root"] = load_trust_root(self._trust_root_path(ctx))
+                    root_box["root"] = load_trust_root(policy_trust_root_path(ctx.policy))
                 except GateError as e:
                     root_box["root"] = e
             got = root_box["root"]
@@ -417,15 +417,6 @@ class CosignImageVerifier:
                         verified.pop(c.ref, None)
             self.last_stats = client.stats
         return verified
-
-    def _trust_root_path(self, ctx: Context) -> Path | None:
-        configured = ctx.policy.policy.spec.trust_roots.sigstore
-        if configured is None:
-            return None
-        path = Path(configured)
-        if not path.is_absolute():
-            path = Path(ctx.policy.path).parent / path
-        return path
 
     async def _check(
         self,

@@ -49,6 +49,10 @@ MAX_FUTURE_SKEW = dt.timedelta(minutes=5)
 MAX_BODY_BYTES = 1024 * 1024
 
 
+#: 9999-12-31T23:59:59Z, the last second a datetime can hold.
+MAX_INTEGRATED_TIME = 253_402_300_799
+
+
 class TlogError(VerificationError):
     """The transparency-log evidence does not hold."""
 
@@ -101,6 +105,10 @@ def parse_cosign_bundle(text: str) -> RekorEntry:
             raise TypeError("integratedTime and logIndex must be integers")
         if integrated < 0 or index < 0:
             raise ValueError("integratedTime and logIndex must not be negative")
+        # Bounded so that a hostile value cannot crash the date arithmetic later
+        # (datetime stops at year 9999; Rekor's indices are int64).
+        if integrated > MAX_INTEGRATED_TIME or index >= 1 << 63:
+            raise ValueError("integratedTime or logIndex is out of range")
         set_bytes = base64.b64decode(set_b64, validate=True)
         base64.b64decode(body_b64, validate=True)
         log_id = bytes.fromhex(log_id_hex)

@@ -57,7 +57,7 @@ from gate.sources.git import (
     compare_tree,
     worktree_files,
 )
-from gate.sources.trustroot import TrustRoot, load_trust_root
+from gate.sources.trustroot import TrustRoot, load_trust_root, policy_trust_root_path
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; gate.engine imports this module
     from gate.engine import Context
@@ -68,18 +68,6 @@ MAX_LISTED = 10
 
 class TagError(VerificationError):
     """A release tag that does not count, with its reason."""
-
-
-def trust_root_path(ctx: Context) -> Path | None:
-    """``spec.trustRoots.sigstore`` as the image verifiers read it: relative to the policy.
-
-    Never relative to the working directory, which may be the source being verified.
-    """
-    configured = ctx.policy.policy.spec.trust_roots.sigstore
-    if configured is None:
-        return None
-    path = Path(configured)
-    return path if path.is_absolute() else Path(ctx.policy.path).parent / path
 
 
 def _record_input(ctx: Context, checkout: GitCheckout, rev: str, raw: bytes) -> None:
@@ -198,7 +186,11 @@ class GitSourceVerifier:
         signers: list[VerifiedSigner] = []
         complete = True
         with SignatureChecker(
-            spec, tuple(cfg.signers), ctx.now, trust_root_path(ctx), self.load_trust_root
+            spec,
+            tuple(cfg.signers),
+            ctx.now,
+            policy_trust_root_path(ctx.policy),
+            self.load_trust_root,
         ) as checker:
             if cfg.require in ("tag", "tag-and-commit"):
                 complete &= self._tags(ctx, cfg, checkout, head, checker, signers)

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from gate.errors import PolicyError
 from gate.evidence.encoding import b64_field
+from gate.policy.loader import LoadedPolicy
 
 if TYPE_CHECKING:  # pragma: no cover
     from sigstore.models import TrustedRoot
@@ -232,3 +233,16 @@ def load_trust_root(path: str | Path | None) -> TrustRoot:
     if cached is None:
         cached = _CACHE[key] = parse_trust_root(data, source)
     return cached
+
+
+def policy_trust_root_path(policy: LoadedPolicy) -> Path | None:
+    """``spec.trustRoots.sigstore``, a relative path read beside the policy file.
+
+    Never relative to the working directory: that may be the source being verified,
+    and a repository must not be able to supply its own trust root.
+    """
+    configured = policy.policy.spec.trust_roots.sigstore
+    if configured is None:
+        return None
+    path = Path(configured)
+    return path if path.is_absolute() else Path(policy.path).parent / path

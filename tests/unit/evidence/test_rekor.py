@@ -134,3 +134,23 @@ def test_log_signature_kinds() -> None:
     data = rfc8785.dumps({"a": 1})
     assert rekor.verify_log_signature(log, key.sign(data, ec.ECDSA(hashes.SHA256())), data)
     assert not rekor.verify_log_signature(log, key.sign(b"x", ec.ECDSA(hashes.SHA256())), data)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("integratedTime", 10**12), ("integratedTime", 2**63), ("logIndex", 2**63)],
+)
+def test_out_of_range_numbers_are_tlog_invalid(field: str, value: int) -> None:
+    """A hostile integratedTime must be a deny, not a crash in the date arithmetic."""
+    import json as _json
+
+    from gate.evidence.rekor import TlogError, parse_cosign_bundle
+
+    doc = {
+        "SignedEntryTimestamp": "AA==",
+        "Payload": {"body": "AA==", "integratedTime": 1, "logIndex": 1, "logID": "00"},
+    }
+    doc["Payload"][field] = value
+    with pytest.raises(TlogError) as e:
+        parse_cosign_bundle(_json.dumps(doc))
+    assert e.value.reason == "tlog-invalid"
