@@ -57,6 +57,10 @@ class GateRequest:
     api_versions: tuple[str, ...] = ()
     offline: bool = False
     render_timeout_s: float = 60.0
+    #: Attestation files (Sigstore bundles, DSSE envelopes, JSON lines of them) offered as
+    #: extra candidates for every image; they count only where their SIGNED statement names
+    #: the image's digest and a policy signer signed them (gate.image_attestations).
+    attestation_files: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
