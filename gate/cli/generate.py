@@ -6,6 +6,8 @@ pinned manifests go to stdout and nothing else does; on deny stdout stays
 empty, a short reason goes to stderr (Argo CD shows it) and the exit code is
 non-zero, which blocks the sync. ``$GATE_VSA`` names a file for the signed
 verification summary of the decision (allow and deny; ``spec.output.vsa``).
+``$ARGOCD_ENV_GATE_ATTESTATIONS``: comma-separated attestation files, relative
+to the app directory (inside the checkout).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from typing import Any
 
 from gate.cli.output import prepare_vsa, write_atomic, write_vsa
 from gate.engine import Engine, GateRequest, SourceInfo, default_verifiers
+from gate.errors import UsageError
 from gate.policy import load_policy
+from gate.sources.git import find_checkout_root
 
 DEFAULT_POLICY = "/etc/gate/policy.yaml"
 # Argo CD's default is about 60 s for the whole generate call; keep renders inside it.
@@ -45,12 +49,44 @@ def _list(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.replace("\n", ",").split(",") if v.strip())
 
 
+def attestation_files(
+    source_dir: Path, value: str | None, app_path: str | None
+) -> tuple[Path, ...]:
+    """``$ARGOCD_ENV_GATE_ATTESTATIONS``: paths relative to the app directory.
+
+    These files usually live in the repository being verified, i.e. the party
+    under review supplies them. That is safe: they are only extra candidates,
+    and every envelope is verified against the POLICY's keys and must name the
+    image's digest in its signed statement; being in the repository earns
+    nothing. They must stay inside the checkout (after symlinks): the sidecar's
+    own files are not the app author's to name.
+    """
+    names = _list(value)
+    if not names:
+        return ()
+    root = find_checkout_root(source_dir, app_path) or source_dir.resolve()
+    out: list[Path] = []
+    for name in names:
+        path = source_dir / name
+        real = path.resolve()
+        if Path(name).is_absolute() or (real != root and root not in real.parents):
+            raise UsageError(
+                f"ARGOCD_ENV_GATE_ATTESTATIONS: {name} is outside the checkout",
+                expected=f"a path relative to the app directory, inside {root}",
+            )
+        out.append(path)
+    return tuple(out)
+
+
 def run(args: argparse.Namespace) -> int:
     policy = load_policy(_env("GATE_POLICY") or DEFAULT_POLICY)
     vsa_file = _env("GATE_VSA")
     vsa_signer = prepare_vsa(vsa_file, policy, flag="$GATE_VSA")  # before any verification
     source_dir = Path(args.path)
     values = tuple(source_dir / v for v in _list(_env("ARGOCD_ENV_GATE_VALUES")))
+    attestations = attestation_files(
+        source_dir, _env("ARGOCD_ENV_GATE_ATTESTATIONS"), _env("ARGOCD_APP_SOURCE_PATH")
+    )
     request = GateRequest(
         source=SourceInfo(
             path=source_dir,
@@ -64,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         kube_version=_env("KUBE_VERSION"),
         api_versions=_list(_env("KUBE_API_VERSIONS")),
         render_timeout_s=RENDER_TIMEOUT_S,
+        attestation_files=attestations,
     )
     result = Engine(policy, default_verifiers()).run(request)
     write_vsa(result, policy, vsa_signer, vsa_file)

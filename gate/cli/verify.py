@@ -35,6 +35,15 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--values", action="append", default=[], help="Helm values file (repeatable)")
     p.add_argument(
+        "--attestations",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="attestation file (Sigstore bundle, DSSE envelope or JSON lines of them; "
+        "repeatable): extra candidates for every image, counted only when a policy signer "
+        "signed them for that image's digest",
+    )
+    p.add_argument(
         "--offline",
         action="store_true",
         help="no network except the configured registries and git remotes",
@@ -52,12 +61,17 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not path.is_dir():
         raise UsageError(f"source path {path} is not a directory")
+    attestation_files = tuple(Path(a) for a in args.attestations)
+    for a in attestation_files:
+        if not a.is_file():
+            raise UsageError(f"--attestations {a}: no such file")
     policy = load_policy(args.policy)
     vsa_signer = prepare_vsa(args.vsa, policy, flag="--vsa")  # before any verification work
     request = GateRequest(
         source=SourceInfo(path=path, revision=args.revision, repo=args.repo),
         values_files=tuple(Path(v) for v in args.values),
         offline=args.offline,
+        attestation_files=attestation_files,
     )
     result = Engine(policy, default_verifiers()).run(request)
     write_vsa(result, policy, vsa_signer, args.vsa)

@@ -60,11 +60,15 @@ class RuleResult:
     def error(self, subject: str, predicate_type: str) -> VerificationError:
         lines = [f"  {n}: {e.reason}: {e.diagnostics()}" for n, e in self.failures.items()]
         if self.candidates == 0 and not self.accepted:
+            # Material that did not verify (another key, another digest) is said, not hidden.
+            tried = (
+                ("\nmaterial examined that did not count:\n" + "\n".join(lines)) if lines else ""
+            )
             return AttestationError(
-                f"no {predicate_type} attestation found for {subject}",
+                f"no {predicate_type} attestation found for {subject}{tried}",
                 reason="attestation-missing",
                 hint="attach it (cosign attest / GitHub attest-build-provenance with "
-                "push-to-registry) or check signatureRepository",
+                "push-to-registry), supply it with --attestations, or check signatureRepository",
             )
         if self.count > 0:
             return VerificationError(
