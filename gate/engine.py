@@ -33,6 +33,7 @@ from gate.policy.match import image_rule_for
 from gate.policy.model import ImageRule
 from gate.reference import ImageReference, parse_reference
 from gate.render import RenderRequest, select_renderer
+from gate.render.base import VerifiedChart
 from gate.report import Finding, ImageResult, InputAttestation, Report, Severity
 from gate.yamlstrict import dump_all
 
@@ -144,9 +145,13 @@ class SourceVerifier(Protocol):
 
 
 class ChartVerifier(Protocol):
-    """Step 2: chart provenance / signatures, before rendering."""
+    """Step 2: chart provenance / signatures, before rendering.
 
-    def verify_charts(self, ctx: Context) -> None: ...
+    Returns the verified archives the renderer must use. Every chart it could
+    not verify must have a failure recorded; the engine then does not render.
+    """
+
+    def verify_charts(self, ctx: Context) -> Sequence[VerifiedChart]: ...
 
 
 class ImageVerifier(Protocol):
@@ -237,10 +242,15 @@ class Engine:
                 with _guard(f, "git.source", ctx.request.source.revision or "HEAD"):
                     self.verifiers.source.verify_source(ctx)
 
-        # 2. Charts.
+        # 2. Charts: verified archives only; a chart that failed stops the render,
+        # because rendering without it would show manifests nobody verified.
+        charts: tuple[VerifiedChart, ...] = ()
         if self.verifiers.charts is not None:
+            failed_before = len(report.failures)
             with _guard(f, "chart", subject):
-                self.verifiers.charts.verify_charts(ctx)
+                charts = tuple(self.verifiers.charts.verify_charts(ctx))
+            if any(x.check.startswith("chart") for x in report.failures[failed_before:]):
+                return None
 
         # 3. Render.
         documents: list[dict[str, Any]] | None = None
@@ -253,6 +263,7 @@ class Engine:
                     kube_version=ctx.request.kube_version,
                     api_versions=ctx.request.api_versions,
                     timeout_s=ctx.request.render_timeout_s,
+                    charts=charts,
                 )
             )
             documents = rendered.documents

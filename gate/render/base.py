@@ -6,9 +6,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["DEFAULT_MAX_OUTPUT_BYTES", "RenderRequest", "Rendered", "Renderer"]
+__all__ = ["DEFAULT_MAX_OUTPUT_BYTES", "RenderRequest", "Rendered", "Renderer", "VerifiedChart"]
 
 DEFAULT_MAX_OUTPUT_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class VerifiedChart:
+    """A chart archive whose provenance or signature held, as the exact bytes verified.
+
+    The Helm renderer renders these bytes and nothing else: never a re-fetch
+    (the repository could serve other bytes the second time).
+    """
+
+    name: str
+    version: str
+    source: str  # where it came from: https://…/name-version.tgz or oci://…@sha256:…
+    archive: bytes  # the .tgz, byte for byte as verified
+    digest: str  # "sha256:<hex>" of ``archive``
 
 
 @dataclass(frozen=True)
@@ -28,6 +43,9 @@ class RenderRequest:
     namespace: str | None = None
     timeout_s: float = 60
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    #: Chart dependencies the chart verifier proved, to render in place of anything
+    #: the source itself might carry for them.
+    charts: tuple[VerifiedChart, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -346,3 +346,39 @@ def test_image_fields_make_custom_resources_checked(tmp_path: Path) -> None:
     ]
     r = run(tmp_path, {"images": [EXEMPT], "imageFields": fields}, prom)
     assert reasons(r) == {("quay.io/prometheus/prometheus:v2", "no-policy")}
+
+
+class FailingCharts:
+    def __init__(self, exc: Exception | None = None) -> None:
+        self.exc = exc
+
+    def verify_charts(self, ctx: Context) -> Sequence[Any]:
+        if self.exc is not None:
+            raise self.exc
+        ctx.findings.failed(
+            "chart.provenance", "https://charts.example.com/db-1.0.0.tgz", "unsigned"
+        )
+        return []
+
+
+def test_chart_failure_stops_before_render(tmp_path: Path) -> None:
+    r = run(
+        tmp_path,
+        {"images": [EXEMPT]},
+        deployment("w", "busybox"),
+        verifiers=Verifiers(charts=FailingCharts()),
+    )
+    assert r.exit_code == 1 and r.manifests is None
+    assert not any(f.check == "render" for f in r.report.findings)
+    assert reasons(r) == {("https://charts.example.com/db-1.0.0.tgz", "unsigned")}
+
+
+def test_chart_verifier_exception_is_exit_4(tmp_path: Path) -> None:
+    r = run(
+        tmp_path,
+        {"images": [EXEMPT]},
+        deployment("w", "busybox"),
+        verifiers=Verifiers(charts=FailingCharts(RuntimeError("bug"))),
+    )
+    assert r.exit_code == 4 and r.manifests is None
+    assert not any(f.check == "render" for f in r.report.findings)
