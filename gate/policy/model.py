@@ -290,9 +290,35 @@ class VsaOutput(_Model):
     key: NonEmpty
 
 
+class PublishOutput(_Model):
+    """``gate publish``: the cosign key file that signs the published Flux artifact."""
+
+    key: NonEmpty  # relative: beside the policy file; password from $GATE_PUBLISH_KEY_PASSWORD
+
+    @field_validator("key")
+    @classmethod
+    def _key_is_a_file(cls, key: str) -> str:
+        # A KMS URI or a URL would be read as a file name and fail late, after verifying.
+        if "://" in key or key.strip() != key or key.endswith("/"):
+            raise ValueError(
+                f"publish.key {key!r} must be the path of a cosign key file "
+                "(cosign generate-key-pair), not a URI or a directory"
+            )
+        return key
+
+
 class Output(_Model):
     pin_digests: bool = Field(default=True, alias="pinDigests")
     vsa: VsaOutput | None = None
+    publish: PublishOutput | None = None
+
+    @model_validator(mode="after")
+    def _publish_pins(self) -> Output:
+        # Flux applies what is published: an artifact whose images are not pinned to the
+        # digests the gate verified would let a moved tag deploy unverified code.
+        if self.publish is not None and not self.pin_digests:
+            raise ValueError("spec.output.publish needs pinDigests: true")
+        return self
 
 
 class Spec(_Model):
