@@ -5,7 +5,8 @@ errs on the side of finding too much:
 
 * every container list of a pod spec: ``containers``, ``initContainers`` and
   ``ephemeralContainers`` (an unsigned image hidden in an init or ephemeral
-  container runs just the same);
+  container runs just the same), and its image volumes
+  (``volumes[*].image.reference``: pulled by the kubelet and mounted);
 * every place a pod spec lives in the built-in kinds (Pod, PodTemplate, the
   workload controllers, CronJob) *and* the same shapes in any other object:
   custom resources with a ``spec.template.spec`` or
@@ -211,6 +212,38 @@ class _Collector:
                     raise self.error(index, item_path, "container is not an object", container)
                 if "image" in container:
                     self.add_image(index, (*item_path, "image"), container["image"])
+        self.image_volumes(index, spec_path, spec, strict=strict)
+
+    def image_volumes(
+        self, index: int, spec_path: Path, spec: dict[str, Any], *, strict: bool
+    ) -> None:
+        """``volumes[*].image.reference``: an OCI image the kubelet pulls and mounts.
+
+        Red-team finding (tests/redteam/test_image_volumes.py): an ImageVolume
+        (Kubernetes 1.31+) is pulled like a container image and its files are
+        visible to the containers, so a signed container running a file from an
+        unsigned image volume ran unverified code. Its ``image`` is an object,
+        not a string, so not even the ``unchecked-image-field`` warning saw it.
+        In a custom resource (``strict`` off) only ``image`` objects count.
+        """
+        volumes = spec.get("volumes")
+        if volumes is None:
+            return
+        volumes_path = (*spec_path, "volumes")
+        if not isinstance(volumes, list):
+            if strict:
+                raise self.error(index, volumes_path, "volumes is not a list", volumes)
+            return
+        for position, volume in enumerate(volumes):
+            if not isinstance(volume, dict) or volume.get("image") is None:
+                continue
+            source = volume["image"]
+            source_path = (*volumes_path, position, "image")
+            if not isinstance(source, dict):
+                if strict:
+                    raise self.error(index, source_path, "image volume is not an object", source)
+                continue
+            self.add_image(index, (*source_path, "reference"), source.get("reference"))
 
     def field(self, index: int, doc: Any, segments: tuple[Segment, ...], path: Path) -> None:
         """Walk a policy field path; missing (or null) parts mean "no image here"."""
