@@ -218,6 +218,19 @@ class Engine:
             manifests = self._steps(ctx, report)
         if spec.mode == "audit":
             report.apply_audit_mode()
+        if report.decision == "allow" and manifests is None:
+            # An allow always hands over manifests. Red-team finding
+            # (tests/redteam/test_audit_no_output.py): in audit mode a step that
+            # stopped the run (an unreadable image field, a chart failure) became a
+            # warning, and `gate generate` exited 0 with empty stdout, which Argo CD
+            # reads as "no resources" (and prunes them).
+            findings.failed(
+                "engine",
+                str(request.source.path),
+                "no-manifests",
+                "the run stopped before any manifests were produced (see the warnings "
+                "above); nothing can be handed over, so this is a deny even in audit mode",
+            )
         report.total_ms = (time.monotonic() - started) * 1000
         if report.decision != "allow" or manifests is None:
             return GateResult(report, None)
