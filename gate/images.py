@@ -69,7 +69,7 @@ from gate.evidence.cosign import (
 )
 from gate.evidence.identity import check_identity, read_identity
 from gate.evidence.reasons import rank
-from gate.policy.model import Key, KeylessIdentity
+from gate.policy.model import Key, KeylessIdentity, SignerSet
 from gate.reference import ImageReference
 from gate.signing.keys import PublicKey
 from gate.sources.registry import Deadline, RegistryClient, signature_tag
@@ -110,6 +110,15 @@ class Candidate:
     def digest(self) -> str:
         """sha256 of the bytes verified: the OCI blob digest of the layer."""
         return "sha256:" + hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True)
+class SignatureVerdict:
+    """Cosign signatures of one digest: the material that verified, and the failure if any."""
+
+    used: tuple[Candidate, ...]  # verified material (VSA inputs), also when short of threshold
+    failure: GateError | None  # None: the threshold was met
+    detail: str = ""  # who signed, for a pass finding
 
 
 @dataclass(frozen=True)
@@ -446,24 +455,59 @@ class CosignImageVerifier:
             ok = await check_image_attestations(client, ctx, check, digest, trust_root, sig_repo)
         if rule.signatures is None:
             return digest if ok else None
-        candidates = await self._discover(client, ref, digest, rule.signature_repository)
-        env = _Env(ref, digest, ctx.now, trust_root)
-        signers = _signers(rule.signatures.signers, ctx.policy.policy.spec.keys)
-        result = self._evaluate(candidates, signers, env)
-        for cand in result.used.values():
+        verdict = await self.verify_signatures(
+            client,
+            ref,
+            digest,
+            rule.signatures,
+            ctx.policy.policy.spec.keys,
+            now=ctx.now,
+            trust_root=trust_root,
+            signature_repository=rule.signature_repository,
+        )
+        for cand in verdict.used:
             f.verified_input(cand.uri, cand.digest)
-        threshold = rule.signatures.threshold
+        if verdict.failure is None:
+            f.passed(CHECK, subject, "verified", verdict.detail)
+            return digest if ok else None
+        f.error(CHECK, subject, verdict.failure)
+        return None
+
+    async def verify_signatures(
+        self,
+        client: RegistryClient,
+        ref: ImageReference,
+        digest: str,
+        signatures: SignerSet,
+        keys: Mapping[str, Key],
+        *,
+        now: dt.datetime,
+        trust_root: Callable[[], TrustRoot],
+        signature_repository: str | None = None,
+    ) -> SignatureVerdict:
+        """Discover and verify the cosign signatures of ``ref``'s repository at ``digest``.
+
+        For any OCI artifact cosign signs by manifest digest (an image, a Helm
+        chart): both storage forms, every signer of ``signatures``, distinct keys
+        toward its threshold. Registry errors propagate (could not decide).
+        """
+        candidates = await self._discover(client, ref, digest, signature_repository)
+        env = _Env(ref, digest, now, trust_root)
+        signers = _signers(signatures.signers, keys)
+        result = self._evaluate(candidates, signers, env)
+        used = tuple(result.used.values())
+        threshold = signatures.threshold
         pairs = {
             (next(s.identity for s in signers if s.name == name), evidence)
             for name, (evidence, _) in result.verified.items()
         }
         count = max_distinct(pairs)
         if count >= threshold:
-            used = ", ".join(f"{n} ({w})" for n, (_, w) in sorted(result.verified.items()))
-            f.passed(CHECK, subject, "verified", f"{digest}: {count}/{threshold} signer(s): {used}")
-            return digest if ok else None
-        f.error(CHECK, subject, self._failure(candidates, result, count, threshold, digest, ref))
-        return None
+            who = ", ".join(f"{n} ({w})" for n, (_, w) in sorted(result.verified.items()))
+            return SignatureVerdict(used, None, f"{digest}: {count}/{threshold} signer(s): {who}")
+        return SignatureVerdict(
+            used, self._failure(candidates, result, count, threshold, digest, ref)
+        )
 
     def _evaluate(
         self, candidates: Sequence[Candidate], signers: Sequence[Signer], env: _Env
