@@ -16,6 +16,7 @@ from gate import __version__
 from gate.cli import (
     generate,
     policy_check,
+    publish,
     verify,
     verify_attestation,
     verify_blob,
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify_provenance.add_parser(sub)
     verify_attestation.add_parser(sub)
     verify_image.add_parser(sub)
+    publish.add_parser(sub)
     v = sub.add_parser("version", help="print the gate's version")
     v.set_defaults(func=lambda _args: _print_version())
     return parser
