@@ -588,13 +588,14 @@ def stage_chart(
     root = source_dir.resolve(strict=True)
     stager = _Stager(root=root, charts=charts)
     stage = work / "chart"
+    # Values first: a values file that leaves the source gets its own reason.
+    values, values_shown = _stage_values(values_files, root, work / "values", stager.budget)
     _copy_tree(root, stage, root, stager.budget, skip_git=True)
     if not (stage / "Chart.yaml").is_file():
         raise ManifestError(
             f"{source_dir} has no Chart.yaml", reason="invalid-chart", expected="a Helm chart"
         )
     stager.process(stage, root, "", 0)
-    values, values_shown = _stage_values(values_files, root, work / "values", stager.budget)
     inputs = [name for name in ("Chart.yaml", "requirements.yaml", "values.yaml")]
     inputs = [name for name in inputs if (stage / name).is_file()]
     return StagedChart(
