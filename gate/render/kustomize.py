@@ -9,7 +9,11 @@ directory) and every kustomization under the source directory is read
 strictly and checked: ``resources``, ``bases``, ``components``, ``crds``,
 ``configurations``, ``generators``, ``transformers``, ``validators``,
 ``patchesStrategicMerge``, ``patches[].path``, ``patchesJson6902[].path``,
-``openapi.path`` and the generators' ``files``/``envs``/``env``.
+``openapi.path``, ``replacements[].path``, the generators' ``files``/``envs``/``env``,
+and the builtin plugin configs that ``generators``/``transformers``/``validators``
+name (inline, in files, or as a directory's ``resources``): their ``path``,
+``paths``, ``files``, ``envs``, ... (Go never proxies loopback, so the offline
+proxies below do not stop an ``http://127.0.0.1/...`` load).
 
 Behind that check, kustomize runs with:
 
@@ -115,7 +119,7 @@ def _references(kustomization: dict[str, Any]) -> Iterator[tuple[str, str]]:
                 yield field, entry
             elif isinstance(entry, dict) and isinstance(entry.get("path"), str):
                 yield field, entry["path"]
-    for field in ("patches", "patchesJson6902"):
+    for field in ("patches", "patchesJson6902", "replacements"):
         entries = kustomization.get(field)
         for entry in entries if isinstance(entries, list) else []:
             if isinstance(entry, dict) and isinstance(entry.get("path"), str):
@@ -136,6 +140,71 @@ def _references(kustomization: dict[str, Any]) -> Iterator[tuple[str, str]]:
                 if isinstance(source, str):
                     # ``key=path`` names the data key; the path follows ``=``.
                     yield field, source.split("=", 1)[-1]
+
+
+# Keys under which kustomize's builtin plugins (PatchTransformer, ConfigMapGenerator,
+# ReplacementTransformer, ...) name something to load: a local path or an http(s) URL.
+_PLUGIN_LOAD_KEYS = frozenset(
+    {"path", "paths", "files", "envs", "env", "resources", "valuesFile", "additionalValuesFiles"}
+)
+_PLUGIN_FIELDS = ("generators", "transformers", "validators")
+
+
+def _plugin_load_references(node: Any) -> Iterator[str]:
+    """Every string a builtin plugin config may load, wherever it sits in the config."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _plugin_load_references(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key in _PLUGIN_LOAD_KEYS:
+                for item in value if isinstance(value, list) else [value]:
+                    if isinstance(item, str) and "\n" not in item:
+                        yield item.split("=", 1)[-1]  # ``key=path`` in generator files
+            if isinstance(value, dict | list):
+                yield from _plugin_load_references(value)
+
+
+def _plugin_configs(
+    kustomization: dict[str, Any], directory: Path, shown: str
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, document) of the plugin configs in ``generators``/``transformers``/``validators``.
+
+    Inline (multi-line) entries and local files; directories are followed as
+    kustomizations by the caller, whose ``resources`` are then configs too.
+    """
+    for field in _PLUGIN_FIELDS:
+        entries = kustomization.get(field)
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, str) and "\n" in entry:
+                for doc in load_all(entry, source=f"{shown} {field} (inline)"):
+                    yield f"{shown} {field} (inline)", doc
+            elif isinstance(entry, str) and not is_remote(entry):
+                for doc in _load_config_file(directory / entry, f"{shown} {field} {entry}"):
+                    yield f"{shown} {field} {entry}", doc
+
+
+def _load_config_file(path: Path, shown: str) -> list[dict[str, Any]]:
+    """A local plugin config file's documents ([] for a directory or a missing file)."""
+    if not path.is_file():  # also no FIFO: it would block the read
+        return []
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(_MAX_KUSTOMIZATION_BYTES + 1)
+    except OSError as exc:
+        raise RenderError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    return load_all(data, source=shown, max_bytes=_MAX_KUSTOMIZATION_BYTES)
+
+
+def _refuse_remote(shown: str, field: str, reference: str) -> ManifestError:
+    return ManifestError(
+        f"{shown}: {field} entry {reference!r} is remote; remote bases are refused",
+        reason="remote-base",
+        found=reference,
+        expected="a path inside the signed repository",
+        hint="vendor the base into the repository (or a signed chart) and refer "
+        "to it by a relative path",
+    )
 
 
 def _load_kustomization(path: Path, shown: str) -> dict[str, Any]:
@@ -163,6 +232,9 @@ def check_no_remote_bases(source_dir: Path) -> tuple[str, ...]:
             pending.append(Path(dirpath))
     seen: set[Path] = set()
     files: list[str] = []
+    # Kustomization directories named by generators/transformers/validators: their
+    # ``resources`` are plugin configs, read like the configs named directly.
+    plugin_dirs: set[Path] = set()
     while pending:
         directory = pending.pop(0)
         if directory in seen:
@@ -179,20 +251,32 @@ def check_no_remote_bases(source_dir: Path) -> tuple[str, ...]:
             ensure_inside(path, root)
         shown = os.path.relpath(path, root).replace(os.sep, "/")
         files.append(shown)
-        for field, reference in _references(_load_kustomization(path, shown)):
+        kustomization = _load_kustomization(path, shown)
+        for field, reference in _references(kustomization):
             if is_remote(reference):
-                raise ManifestError(
-                    f"{shown}: {field} entry {reference!r} is remote; remote bases are refused",
-                    reason="remote-base",
-                    found=reference,
-                    expected="a path inside the signed repository",
-                    hint="vendor the base into the repository (or a signed chart) and refer "
-                    "to it by a relative path",
-                )
+                raise _refuse_remote(shown, field, reference)
             if field in _DIRECTORY_FIELDS:
                 target = Path(os.path.realpath(directory / reference))
                 if target.is_dir():
                     pending.append(target)
+                    if field in _PLUGIN_FIELDS or directory in plugin_dirs:
+                        plugin_dirs.add(target)
+        # Red-team finding (tests/redteam/test_kustomize_remote_plugin_configs.py):
+        # builtin plugin configs load paths too (PatchTransformer ``path``,
+        # ConfigMapGenerator ``files``, ...), and kustomize fetches http(s) ones; Go
+        # never proxies loopback, so the offline proxies did not stop them. Read the
+        # configs (inline, in files, in plugin directories' resources) and refuse.
+        configs = list(_plugin_configs(kustomization, directory, shown))
+        if directory in plugin_dirs:
+            resources = kustomization.get("resources")
+            for entry in resources if isinstance(resources, list) else []:
+                if isinstance(entry, str) and not is_remote(entry):
+                    where = f"{shown} resources {entry}"
+                    configs.extend((where, d) for d in _load_config_file(directory / entry, where))
+        for where, config in configs:
+            for reference in _plugin_load_references(config):
+                if is_remote(reference):
+                    raise _refuse_remote(where, "plugin config", reference)
     return tuple(sorted(files))
 
 
