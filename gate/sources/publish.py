@@ -48,7 +48,7 @@ from typing import Any
 
 import httpx
 
-from gate.errors import DigestMismatchError
+from gate.errors import DigestMismatchError, SizeLimitError
 from gate.flux import (
     Artifact,
     Blob,
@@ -210,11 +210,7 @@ class PushClient:
         """Store ``data`` as a blob (unless it is there); return its digest, checked."""
         blob = Blob(data, "application/octet-stream")
         digest = blob.digest
-        if len(data) > self.max_blob_bytes:
-            raise InvalidContentError(
-                f"blob {digest} is {len(data)} bytes, more than the limit of {self.max_blob_bytes}",
-                hint="the rendered manifests are unusually large; check the source",
-            )
+        self._check_size(digest, len(data))
         host, repository = self._split(repo_name)
         what = f"blob {repo_name}@{digest}"
         if await self._blob_stored(host, repository, digest, len(data), what):
@@ -265,10 +261,22 @@ class PushClient:
     async def push_artifact(
         self, repo_name: str, artifact: Artifact, reference: str | None = None
     ) -> str:
-        """Its blobs, then the manifest (at ``reference``, default by digest)."""
+        """Its blobs, then the manifest (at ``reference``, default by digest).
+
+        Every size is checked before the first request: nothing half-pushed for a cap.
+        """
+        for blob in artifact.blobs:
+            self._check_size(blob.digest, len(blob.data))
         for blob in artifact.blobs:
             await self.push_blob(repo_name, blob.data)
         return await self.push_manifest(repo_name, artifact, reference)
+
+    def _check_size(self, digest: str, size: int) -> None:
+        if size > self.max_blob_bytes:
+            raise SizeLimitError(
+                f"blob {digest} is {size} bytes, more than the limit of {self.max_blob_bytes}",
+                hint="the rendered manifests are unusually large; check the source",
+            )
 
     # --- reads the writer needs ----------------------------------------------------------------
 
