@@ -488,7 +488,7 @@ def test_pyhelm3_splits_disable_openapi_validation(tmp_path: Path) -> None:
     """The known pyhelm3 0.5.8 bug the ADR cites: ``extend`` of a string."""
     seen: list[list[str]] = []
 
-    class Recording(HardenedHelmCommand):  # type: ignore[misc]
+    class Recording(HardenedHelmCommand):
         async def run(self, command: Any, input: bytes | None = None) -> bytes:
             seen.append([str(c) for c in command])
             return b"{}"
