@@ -12,6 +12,8 @@ errs on the side of finding too much:
   custom resources with a ``spec.template.spec`` or
   ``spec.jobTemplate.spec.template.spec`` pod template (Argo Rollouts, KEDA
   ScaledJobs, Knative, ...) are covered without configuration;
+* any other mapping, at any depth of any object, whose container list holds
+  string ``image`` values (pod templates of custom resources at other paths);
 * the policy's ``imageFields`` for custom resources with other shapes.
 
 An ``image`` that is present but not a non-empty string is a ``ManifestError``
@@ -245,6 +247,39 @@ class _Collector:
                 continue
             self.add_image(index, (*source_path, "reference"), source.get("reference"))
 
+    def nested_pod_specs(self, index: int, doc: Mapping[str, Any]) -> None:
+        """Pod specs at any other depth: a mapping whose container list holds an ``image``.
+
+        Red-team finding (tests/redteam/test_nested_pod_specs.py): custom resources
+        keep pod templates at paths no fixed list knows (KEDA ScaledJob
+        ``spec.jobTargetRef.template.spec``, Crossplane ``deploymentTemplate``, Argo
+        Workflows ``containerSet``, Prometheus ``spec.containers``); their images ran
+        with only an ``unchecked-image-field`` warning. Only string images count
+        here (a custom resource's ``image: {repository: …}`` is not a container).
+        """
+        stack: list[tuple[Any, Path]] = [(doc, ())]
+        while stack:
+            node, path = stack.pop()
+            if isinstance(node, list):
+                stack.extend((item, (*path, i)) for i, item in enumerate(node))
+                continue
+            if not isinstance(node, dict):
+                continue
+            for list_name in CONTAINER_LISTS:
+                containers = node.get(list_name)
+                if not isinstance(containers, list):
+                    continue
+                for position, container in enumerate(containers):
+                    if isinstance(container, dict) and isinstance(container.get("image"), str):
+                        self.add_image(
+                            index, (*path, list_name, position, "image"), container["image"]
+                        )
+            if any(isinstance(node.get(n), list) for n in CONTAINER_LISTS):
+                self.image_volumes(index, path, node, strict=False)
+            stack.extend(
+                (value, (*path, key)) for key, value in node.items() if isinstance(key, str)
+            )
+
     def field(self, index: int, doc: Any, segments: tuple[Segment, ...], path: Path) -> None:
         """Walk a policy field path; missing (or null) parts mean "no image here"."""
         node = doc
@@ -293,6 +328,7 @@ def extract_images(
         for generic in _GENERIC_POD_SPECS:
             if generic != known:
                 collector.pod_spec(index, generic, _get(doc, generic), strict=False)
+        collector.nested_pod_specs(index, doc)
         for field_api_version, field_kind, segments in parsed:
             if field_api_version == api_version and field_kind == kind:
                 collector.field(index, doc, segments, ())
