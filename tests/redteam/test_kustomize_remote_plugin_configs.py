@@ -102,7 +102,8 @@ def _cases(url: str) -> dict[str, dict[str, str]]:
     )
     return {
         "replacements-path": {
-            "kustomization.yaml": f"resources: [deploy.yaml]\nreplacements:\n- path: {url}/repl.yaml\n"
+            "kustomization.yaml": "resources: [deploy.yaml]\n"
+            f"replacements:\n- path: {url}/repl.yaml\n"
         },
         "inline-patch-transformer": {
             "kustomization.yaml": "resources: [deploy.yaml]\ntransformers:\n- |-\n"
