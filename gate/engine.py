@@ -177,10 +177,13 @@ class Verifiers:
 
 def default_verifiers() -> Verifiers:
     """The verifiers this build ships with."""
+    from gate.charts import HelmChartVerifier
     from gate.images import CosignImageVerifier
     from gate.sources.git_verifier import GitSourceVerifier  # imports gate.engine for types
 
-    return Verifiers(source=GitSourceVerifier(), images=CosignImageVerifier())
+    return Verifiers(
+        source=GitSourceVerifier(), charts=HelmChartVerifier(), images=CosignImageVerifier()
+    )
 
 
 @dataclass
