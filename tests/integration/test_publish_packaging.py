@@ -176,3 +176,12 @@ def test_clone_script_and_args_publish_from_a_local_repository(
         for a in pod["containers"][0]["args"]
     ]
     assert main(args) == 0
+    from testkit import oci
+
+    annotations = oci.get_manifest(registry, repo_name, "production").json()["annotations"]
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=origin, env=git_env, check=True,
+        capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    assert annotations["org.opencontainers.image.revision"] == f"main@sha1:{commit}"
+    assert annotations["org.opencontainers.image.source"] == origin.as_uri()

@@ -35,6 +35,7 @@ from gate.policy import load_policy
 from gate.signing import KeyPair, generate_key_pair, load_public_key, verify_signature
 from testkit import cosign, oci
 from testkit.registry import Registry
+from testkit.sshkeys import SshKeyFactory
 from tests.unit.helpers import deployment, write_policy, write_source
 
 pytestmark = pytest.mark.integration
@@ -285,3 +286,45 @@ def test_token_registry_with_credentials(
     assert main(["publish", str(src), "--policy", str(policy), "--to", target]) == 0
     digest = capsys.readouterr().out.strip().rpartition("@")[2]
     assert oci.sha256_digest(oci.get_manifest(token_registry, repo_name, "prod").data) == digest
+
+
+@pytest.mark.parametrize("fmt", ["sha1", "sha256"])
+def test_signed_release_tag_is_published_and_an_untrusted_one_is_not(
+    registry: Registry,
+    repo_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    ssh_keys: SshKeyFactory,
+    fmt: str,
+) -> None:
+    from testkit.gitrepo import SshSigner, release_repo
+
+    trusted, other = ssh_keys("release"), ssh_keys("mallory")
+    gate_key = generate_key_pair()
+    (tmp_path / "publish.key").write_bytes(gate_key.private_pem(PASSWORD.encode()))
+    monkeypatch.setenv("GATE_PUBLISH_KEY_PASSWORD", PASSWORD)
+    spec: dict[str, Any] = {
+        "keys": {"release": {"ssh": trusted.public_line}},
+        "source": {"git": {"require": "tag", "tags": ["v*"], "signers": ["release"]}},
+        "images": [{"match": ["registry.example.com/**"], "exempt": "test image"}],
+        "registries": [{"host": registry.host, "insecure": True}],
+        "output": {"publish": {"key": "publish.key"}},
+    }
+    policy = str(write_policy(tmp_path / "policy.yaml", spec, name="flux"))
+
+    good = release_repo(tmp_path / "good", SshSigner(trusted), object_format=fmt)
+    commit = _git(good.path, "rev-parse", "v1.0.0^{commit}")
+    target = f"oci://{registry.host}/{repo_name}:prod"
+    argv = ["publish", str(good.path / "deploy"), "--policy", policy, "--to", target]
+    assert main([*argv, "--revision", "v1.0.0", "--source", SOURCE_URL]) == 0
+    digest = capsys.readouterr().out.strip().rpartition("@")[2]
+    annotations = oci.get_manifest(registry, repo_name, "prod").json()["annotations"]
+    assert annotations[REVISION_ANNOTATION] == f"v1.0.0@{fmt}:{commit}"
+
+    bad = release_repo(tmp_path / "bad", SshSigner(other), object_format=fmt)
+    bad_target = f"oci://{registry.host}/{repo_name}:bad"
+    argv = ["publish", str(bad.path / "deploy"), "--policy", policy, "--to", bad_target]
+    assert main([*argv, "--revision", "v1.0.0"]) == 1
+    assert "untrusted" in capsys.readouterr().err
+    assert set(oci.list_tags(registry, repo_name)) == {"prod", oci.signature_tag(digest)}
