@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.errors import ManifestError, RenderError, SizeLimitError, SourceError
+from gate.errors import GateError, ManifestError, RenderError, SizeLimitError, SourceError
 from gate.render import (
     HelmRenderer,
     KustomizeRenderer,
@@ -48,10 +48,10 @@ def test_select_helm_and_plain(tmp_path: Path) -> None:
     write(tmp_path / "Chart.yaml", "apiVersion: v2\nname: c\nversion: 1.0.0\n")
     renderer = select_renderer(tmp_path)
     assert isinstance(renderer, HelmRenderer) and renderer.name == "helm"
-    with pytest.raises(RenderError) as info:
+    # A values file that does not exist is refused before helm runs.
+    with pytest.raises(GateError) as info:
         renderer.render(RenderRequest(tmp_path, values_files=(tmp_path / "v.yaml",)))
-    assert info.value.reason == "renderer-unavailable"
-    assert "chart verification" in info.value.message
+    assert info.value.reason == "values-missing"
 
 
 def test_select_missing_source(tmp_path: Path) -> None:
