@@ -2,8 +2,12 @@
 
 When the source directory is a Helm chart (a ``Chart.yaml`` and no
 kustomization, as :func:`gate.render.select_renderer` decides), every
-dependency it declares (``Chart.yaml`` ``dependencies`` for apiVersion v2,
-``requirements.yaml`` for v1) is decided here, before anything is rendered:
+dependency it declares is decided here, before anything is rendered. They are
+read as Helm reads them, whatever the ``apiVersion``: ``Chart.yaml`` and
+``requirements.yaml`` ``dependencies``, pinned by ``Chart.lock`` /
+``requirements.lock``, and recursively those of local subcharts (directories
+under ``charts/``, ``file://`` dependencies inside the source), whose remote
+dependencies the renderer would need as well:
 
 - ``repository`` empty or ``file://…``: part of the source, covered by the
   source's Git signatures when the policy checks them: a ``pass`` note
@@ -87,6 +91,7 @@ CHECK_PROVENANCE = "chart.provenance"
 CHECK_SIGNATURE = "chart.signature"
 DEFAULT_DEADLINE_S = 45.0
 MAX_SOURCE_FILE_BYTES = 1024 * 1024
+MAX_CHART_DEPTH = 8
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 _EXACT_VERSION = re.compile(
     r"v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
@@ -168,27 +173,66 @@ def _text(entry: Mapping[str, Any], field: str, what: str, *, required: bool) ->
 
 
 def read_dependencies(source_dir: Path) -> list[Dependency]:
-    """The dependencies of the chart in ``source_dir`` (``[]`` when it is not a chart)."""
-    chart_bytes = _read_source_file(source_dir / "Chart.yaml")
-    if chart_bytes is None:
-        return []
-    chart = load_chart_yaml(chart_bytes, "Chart.yaml")
-    if chart.get("apiVersion", "v1") == "v1":
-        req = _read_source_file(source_dir / "requirements.yaml")
-        declared_in, lock_name = "requirements.yaml", "requirements.lock"
-        decl = load_chart_yaml_mapping(req, declared_in) if req is not None else {}
-    else:
-        declared_in, lock_name = "Chart.yaml", "Chart.lock"
-        decl = chart
-    entries = _dependency_list(decl, declared_in)
-    lock_bytes = _read_source_file(source_dir / lock_name)
-    lock = (
-        _dependency_list(load_chart_yaml_mapping(lock_bytes, lock_name), lock_name)
-        if (lock_bytes is not None)
-        else None
-    )
+    """The dependencies of the chart in ``source_dir`` (``[]`` when it is not a chart).
+
+    As Helm reads them, whatever the ``apiVersion``: ``Chart.yaml`` and
+    ``requirements.yaml``, pinned by ``Chart.lock`` / ``requirements.lock``. Local
+    subcharts (directories under ``charts/``, ``file://`` dependencies inside the
+    source) are read too, recursively: their remote dependencies are rendered as
+    well. Vendored archives are the renderer's to refuse.
+    """
+    root = source_dir.resolve()
     out: list[Dependency] = []
-    for entry in entries:
+    _collect(root, root, out, set(), 0)
+    return out
+
+
+def _collect(
+    chart_dir: Path, root: Path, out: list[Dependency], seen: set[Path], depth: int
+) -> None:
+    if chart_dir in seen or depth > MAX_CHART_DEPTH:
+        return
+    seen.add(chart_dir)
+    prefix = "" if chart_dir == root else f"{chart_dir.relative_to(root).as_posix()}/"
+    deps = _chart_dependencies(chart_dir, prefix)
+    if deps is None:
+        return
+    out.extend(deps)
+    subdirs: list[Path] = []
+    charts = chart_dir / "charts"
+    if charts.is_dir():
+        subdirs += sorted(p for p in charts.iterdir() if p.is_dir())
+    subdirs += [
+        chart_dir / d.repository[len("file://") :]
+        for d in deps
+        if d.repository.startswith("file://")
+    ]
+    for sub in subdirs:
+        real = sub.resolve()
+        if (real == root or root in real.parents) and (real / "Chart.yaml").is_file():
+            _collect(real, root, out, seen, depth + 1)
+
+
+def _chart_dependencies(chart_dir: Path, prefix: str) -> list[Dependency] | None:
+    chart_bytes = _read_source_file(chart_dir / "Chart.yaml")
+    if chart_bytes is None:
+        return None
+    shown = f"{prefix}Chart.yaml"
+    declared = _entries(load_chart_yaml(chart_bytes, shown), shown)
+    req = _read_source_file(chart_dir / "requirements.yaml")
+    if req is not None:
+        shown = f"{prefix}requirements.yaml"
+        declared += _entries(load_chart_yaml_mapping(req, shown), shown)
+    lock: list[Mapping[str, Any]] | None = None
+    lock_shown = f"{prefix}Chart.lock"
+    for lock_name in ("Chart.lock", "requirements.lock"):
+        data = _read_source_file(chart_dir / lock_name)
+        if data is not None:
+            lock_shown = f"{prefix}{lock_name}"
+            entries = _dependency_list(load_chart_yaml_mapping(data, lock_shown), lock_shown)
+            lock = (lock or []) + entries
+    out: list[Dependency] = []
+    for declared_in, entry in declared:
         name = _text(entry, "name", declared_in, required=True)
         if not _NAME.fullmatch(name):
             raise MalformedChartError(
@@ -197,10 +241,14 @@ def read_dependencies(source_dir: Path) -> list[Dependency]:
         version = _text(entry, "version", declared_in, required=False)
         repository = _text(entry, "repository", declared_in, required=False).strip()
         dep = Dependency(name, version, repository)
-        if lock is not None and dep.kind != "local":
-            dep = _apply_lock(dep, lock, lock_name)
+        if lock is not None and dep.kind not in ("local", "unresolvable"):
+            dep = _apply_lock(dep, lock, lock_shown)
         out.append(dep)
     return out
+
+
+def _entries(doc: Mapping[str, Any], shown: str) -> list[tuple[str, Mapping[str, Any]]]:
+    return [(shown, e) for e in _dependency_list(doc, shown)]
 
 
 def load_chart_yaml_mapping(data: bytes, what: str) -> dict[str, Any]:

@@ -354,3 +354,31 @@ def test_repository_that_times_out_is_undecided(world: World, silent_server: str
     assert [r for _, r in run.failures()] == ["registry-unreachable"], run.report.findings
     assert run.exit_code == 3
     assert run.charts == ()
+
+
+def test_v1_requirements_yaml_and_lock(world: World) -> None:
+    world.repo.add(world.charts.demo)
+    src = world.tmp / "v1"
+    src.mkdir()
+    (src / "Chart.yaml").write_text("apiVersion: v1\nname: app\nversion: 1.0.0\n")
+    dep = {"name": "demo", "version": "~0.1", "repository": world.repo.url}
+    (src / "requirements.yaml").write_text(yaml.safe_dump({"dependencies": [dep]}))
+    lock = {"dependencies": [{**dep, "version": "0.1.0"}], "digest": "sha256:" + "0" * 64}
+    (src / "requirements.lock").write_text(yaml.safe_dump(lock))
+    run = world.run(source=src)
+    assert run.failures() == [], run.report.findings
+    assert [(c.name, c.version) for c in run.charts] == [("demo", "0.1.0")]
+
+
+def test_remote_dependency_of_a_local_subchart(world: World) -> None:
+    world.repo.add(world.charts.demo)
+    src = write_chart_source(world.tmp / "src", [{"name": "sub", "version": "0.1.0"}])
+    write_chart_source(
+        src / "charts" / "sub",
+        [{"name": "demo", "version": "0.1.0", "repository": world.repo.url}],
+        name="sub",
+    )
+    run = world.run(source=src)
+    assert run.failures() == [], run.report.findings
+    assert [(c.name, c.version) for c in run.charts] == [("demo", "0.1.0")]
+    assert ("pass", "in-source") in run.outcomes("chart.policy")
