@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from gate.errors import EvidenceError, GateError, VerificationError
@@ -280,6 +280,7 @@ class Engine:
                     api_versions=ctx.request.api_versions,
                     timeout_s=ctx.request.render_timeout_s,
                     charts=charts,
+                    checkout_root=checkout_root(ctx.request.source),
                 )
             )
             documents = rendered.documents
@@ -403,6 +404,24 @@ class Engine:
                 )
             report.images.append(ImageResult(str(c.ref), digest))
         return verified
+
+
+def checkout_root(source: SourceInfo) -> Path | None:
+    """The root of the checkout the source directory belongs to.
+
+    Argo CD names the app path inside the checkout (``ARGOCD_APP_SOURCE_PATH``):
+    the root follows from it, with or without ``.git``. Otherwise the directory
+    holding ``.git``; ``None`` for a plain directory outside any checkout.
+    """
+    from gate.sources.git import find_checkout_root
+
+    here = source.path.resolve()
+    if source.app_path is not None:
+        depth = len([p for p in PurePosixPath(source.app_path).parts if p not in (".", "/")])
+        if depth > len(here.parents):
+            return None
+        return here if depth == 0 else here.parents[depth - 1]
+    return find_checkout_root(here)
 
 
 def _where(occ: ImageOccurrence) -> str:

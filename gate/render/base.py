@@ -46,6 +46,10 @@ class RenderRequest:
     #: Chart dependencies the chart verifier proved, to render in place of anything
     #: the source itself might carry for them.
     charts: tuple[VerifiedChart, ...] = ()
+    #: The checkout root: nothing a renderer reads may lie outside it (kustomize
+    #: ``../base`` may leave the app directory, never the repository). ``None``:
+    #: unknown (a plain directory outside any checkout), the source directory rules.
+    checkout_root: Path | None = None
 
 
 @dataclass(frozen=True)

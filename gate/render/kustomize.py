@@ -219,12 +219,17 @@ def _load_kustomization(path: Path, shown: str) -> dict[str, Any]:
     return docs[0] if docs else {}
 
 
-def check_no_remote_bases(source_dir: Path) -> tuple[str, ...]:
+def check_no_remote_bases(source_dir: Path, checkout_root: Path | None = None) -> tuple[str, ...]:
     """Refuse remote references in every kustomization reachable from ``source_dir``.
+
+    With ``checkout_root``, every base or component must also lie inside it: a
+    ``../../../other-app`` base would render files no Git signature covers (and, in
+    Argo CD's repo-server, another repository's checkout).
 
     Returns the kustomization files read, relative to ``source_dir`` (POSIX).
     """
     root = source_dir.resolve(strict=True)
+    confine = checkout_root.resolve() if checkout_root is not None else None
     pending: list[Path] = [root]
     for dirpath, dirnames, _ in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -257,6 +262,14 @@ def check_no_remote_bases(source_dir: Path) -> tuple[str, ...]:
                 raise _refuse_remote(shown, field, reference)
             if field in _DIRECTORY_FIELDS:
                 target = Path(os.path.realpath(directory / reference))
+                if confine is not None and target != confine and confine not in target.parents:
+                    raise ManifestError(
+                        f"{shown}: {field} entry {reference!r} lies outside the checkout",
+                        reason="path-outside-checkout",
+                        found=str(target),
+                        expected=f"a path inside {confine}",
+                        hint="keep bases and components inside the repository that is verified",
+                    )
                 if target.is_dir():
                     pending.append(target)
                     if field in _PLUGIN_FIELDS or directory in plugin_dirs:
@@ -315,7 +328,7 @@ class KustomizeRenderer:
                 f"cannot read source {request.source_dir}: {exc.strerror or exc}",
                 reason="source-unreadable",
             ) from None
-        files = check_no_remote_bases(root)
+        files = check_no_remote_bases(root, request.checkout_root)
         output = run_tool(
             _command(root, self.tool),
             cwd=root,
