@@ -90,10 +90,13 @@ def parse_reference(text: str, *, default_tag: bool = True) -> ImageReference:
             raise ReferenceError(
                 f"invalid digest in image reference {text!r}", expected="algorithm:hex"
             )
-        if digest.startswith("sha256:") and not _SHA256.fullmatch(digest):
+        if not _SHA256.fullmatch(digest):
+            # Everything the gate verifies and pins is sha256; another algorithm
+            # (sha512 is valid OCI) would reach code that cannot check it.
             raise ReferenceError(
-                f"invalid sha256 digest in image reference {text!r}",
+                f"unsupported digest in image reference {text!r}",
                 expected="sha256: followed by 64 lowercase hex digits",
+                hint="reference the image by its sha256 digest (or by tag)",
             )
     tag: str | None = None
     # The tag is after the last ':' only if no '/' follows it (a port is before a '/').

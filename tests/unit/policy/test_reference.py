@@ -38,6 +38,8 @@ def test_normalises(text: str, expected: str) -> None:
         "nginx:",
         "nginx@sha256:abc",
         "nginx@sha256:" + "A" * 64,
+        "nginx@sha512:" + "a" * 128,  # valid OCI, but the gate verifies and pins sha256 only
+        "nginx:1@sha256:" + "a" * 63,
         "ghcr.io//app",
         "ghcr.io/app:" + "x" * 129,
         "ghcr.io/a..b",
