@@ -81,6 +81,10 @@ def describe(loaded: LoadedPolicy) -> str:
             f"output: a signed verification summary (VSA) with key {spec.output.vsa.key} "
             "when --vsa / $GATE_VSA names a file"
         )
+    if spec.output.publish is not None:
+        out.append(
+            f"output: gate publish signs the Flux artifact with key {spec.output.publish.key}"
+        )
     for reg in spec.registries:
         if reg.insecure:
             out.append(f"WARNING: registry {reg.host} is reached over plain HTTP (insecure: true)")

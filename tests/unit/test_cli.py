@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -189,8 +190,10 @@ def test_generate_without_policy_is_exit_2(world, tmp_path: Path) -> None:  # ty
 def test_policy_check_describes_everything(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     from tests.unit.policy.test_model import FULL
 
+    doc = copy.deepcopy(FULL)
+    doc["spec"]["output"]["publish"] = {"key": "/etc/gate/publish.key"}
     p = tmp_path / "full.yaml"
-    p.write_text(yaml.safe_dump(FULL))
+    p.write_text(yaml.safe_dump(doc))
     assert main(["policy", "check", str(p)]) == 0
     out = capsys.readouterr().out
     for words in (
@@ -201,5 +204,6 @@ def test_policy_check_describes_everything(tmp_path: Path, capsys) -> None:  # t
         "attestation https://slsa.dev/provenance/v1 by 1 of [gha-release]",
         "EXEMPT (vendor image, reviewed 2026-11)",
         "signed verification summary (VSA) with key /etc/gate/vsa.key",
+        "gate publish signs the Flux artifact with key /etc/gate/publish.key",
     ):
         assert words in out, (words, out)
