@@ -17,8 +17,9 @@ dependencies the renderer would need as well:
   globs see is ``<repository>/<name>`` (trailing ``/`` of the repository
   dropped), e.g. ``https://charts.example.com/stable/redis``, or
   ``oci://registry.example.com/charts/redis``;
-- anything else (``@alias``, repository names from a local Helm config): the
-  gate cannot know what they point at: ``unresolvable-repository``.
+- anything else (``@alias``, repository names from a local Helm config, URLs
+  with user info, a query, escapes or ``.``/``..`` segments, whose text would not
+  be the place fetched): ``unresolvable-repository``.
 
 The version fetched is exact: the ``Chart.lock`` (``requirements.lock``) entry
 for the dependency when there is a lock, else the ``Chart.yaml`` version, which
@@ -98,6 +99,10 @@ _EXACT_VERSION = re.compile(
     r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
 )
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_REPOSITORY_URL = re.compile(
+    r"(?P<scheme>https?|oci)://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?"
+    r"(?P<path>(?:/[A-Za-z0-9._~-]+)*)/?"
+)
 
 Kind = Literal["http", "oci", "local", "unresolvable"]
 
@@ -118,11 +123,12 @@ class Dependency:
         repo = self.repository
         if not repo or repo.startswith("file://"):
             return "local"
-        if repo.startswith(("https://", "http://")):
-            return "http"
-        if repo.startswith("oci://"):
-            return "oci"
-        return "unresolvable"
+        # Only plain URLs: the policy matches the text, so it must be the place fetched
+        # (no dot segments, escapes, user info, query or fragment).
+        m = _REPOSITORY_URL.fullmatch(repo)
+        if m is None or any(seg in (".", "..") for seg in (m.group("path") or "").split("/")):
+            return "unresolvable"
+        return "oci" if m.group("scheme") == "oci" else "http"
 
     @property
     def chart_url(self) -> str:
@@ -349,9 +355,10 @@ class HelmChartVerifier:
                     CHECK_POLICY,
                     dep.subject,
                     "unresolvable-repository",
-                    f"dependency {dep.name}: repository {dep.repository!r} is not a URL\n"
-                    "to fix: use the repository's https:// or oci:// URL in Chart.yaml "
-                    "(repository names from a local Helm config mean nothing to the gate)",
+                    f"dependency {dep.name}: repository {dep.repository!r} is not a plain "
+                    "https://, http:// or oci:// URL (no user info, query, escapes or dot "
+                    "segments)\nto fix: write the repository's URL in Chart.yaml (repository "
+                    "names from a local Helm config mean nothing to the gate)",
                 )
             else:
                 remote.setdefault((dep.repository, dep.name, dep.exact_version or dep.version), dep)

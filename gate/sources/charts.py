@@ -205,7 +205,10 @@ class ChartRepositories:
             )
 
     async def _get(self, url: httpx.URL, max_bytes: int, what: str) -> Reply:
-        return await self._http.request("GET", url, headers={}, max_bytes=max_bytes, what=what)
+        reply = await self._http.request("GET", url, headers={}, max_bytes=max_bytes, what=what)
+        if reply.url != url:
+            self._check_url(reply.url, f"{what} (redirected)")  # plain http stays opt-in
+        return reply
 
     async def index(self, repository: str) -> dict[str, Any]:
         """The repository's parsed ``index.yaml`` (fetched once per run)."""

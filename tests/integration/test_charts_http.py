@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -302,11 +303,28 @@ def test_cosign_signatures_cannot_come_from_an_http_repository(world: World) -> 
     assert_denied(world.run(spec), "chart.signature", "unsigned")
 
 
-def test_unresolvable_repository_alias(world: World) -> None:
+@pytest.mark.parametrize(
+    "repository",
+    [
+        "@stable",
+        "stable",
+        "alias:stable",
+        "{url}/a/../b",
+        "{url}/./b",
+        "{url}/%2e%2e/b",
+        "{url}/b?x=1",
+        "{url}/b#x",
+        "http://user:pw@127.0.0.1/b",
+        "ftp://127.0.0.1/b",
+    ],
+)
+def test_unresolvable_repository(world: World, repository: str) -> None:
+    repo = repository.format(url=world.repo.url)
     src = write_chart_source(
-        world.tmp / "src", [{"name": "demo", "version": "0.1.0", "repository": "@stable"}]
+        world.tmp / "src", [{"name": "demo", "version": "0.1.0", "repository": repo}]
     )
     assert_denied(world.run(source=src), "chart.policy", "unresolvable-repository")
+    assert world.repo.requests == []
 
 
 # --- a repository that does not answer ----------------------------------------------------------
@@ -382,3 +400,22 @@ def test_remote_dependency_of_a_local_subchart(world: World) -> None:
     assert run.failures() == [], run.report.findings
     assert [(c.name, c.version) for c in run.charts] == [("demo", "0.1.0")]
     assert ("pass", "in-source") in run.outcomes("chart.policy")
+
+
+def test_redirect_to_a_plain_http_host_not_marked_insecure(world: World) -> None:
+    # A transport stand-in: the insecure host redirects index.yaml to another plain-http host.
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "charts.test":
+            return httpx.Response(302, headers={"Location": "http://elsewhere.test/index.yaml"})
+        return httpx.Response(200, content=b"apiVersion: v1\nentries: {}\n")
+
+    spec = world.spec()
+    spec["charts"][0]["match"] = ["http://charts.test/**"]
+    spec["registries"] = [{"host": "charts.test", "insecure": True}]
+    src = write_chart_source(
+        world.tmp / "src",
+        [{"name": "demo", "version": "0.1.0", "repository": "http://charts.test"}],
+    )
+    verifier = HelmChartVerifier(transport=httpx.MockTransport(handler))
+    run = run_charts(spec, src, verifier)
+    assert run.failures() == [("chart.policy", "insecure-repository")], run.report.findings
