@@ -22,6 +22,7 @@ from testkit import cosign, oci
 from testkit.helmcharts import Helm, PackagedChart, build_signed_chart
 from testkit.pgp import PgpKey, PgpKeyFactory
 from testkit.registry import Registry
+from testkit.sigstore_authority import Authority, GitHubClaims
 from tests.integration.test_charts_support import (
     ChartRun,
     pgp_entry,
@@ -217,3 +218,20 @@ def test_chart_pushed_under_another_version_tag(world: World) -> None:
 
 def test_missing_chart(world: World) -> None:
     assert_denied(world.run(), "chart.policy", "chart-not-found")
+
+
+def test_keyless_signature_on_the_chart_manifest(
+    world: World, sigstore_authority: Authority
+) -> None:
+    claims = GitHubClaims.for_workflow()
+    desc = world.push(world.m.demo)
+    keyless = cosign.Keyless(sigstore_authority, claims.identity, cosign.GITHUB_ACTIONS_ISSUER)
+    cosign.sign_image_legacy(world.registry, f"{world.prefix}/demo", desc.digest, keyless=keyless)
+    spec = world.spec({"signatures": {"signers": ["release"]}})
+    spec["keys"]["release"] = {
+        "keyless": {"issuer": cosign.GITHUB_ACTIONS_ISSUER, "subject": claims.identity}
+    }
+    spec["trustRoots"] = {"sigstore": str(sigstore_authority.trusted_root_path)}
+    assert_allowed(world, world.run(spec), world.m.demo, desc.digest)
+    spec["keys"]["release"]["keyless"]["subject"] = "https://github.com/other/**"
+    assert_denied(world.run(spec), "chart.signature", "identity-mismatch")
