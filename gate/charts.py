@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
+from gate.aio import run_sync
 from gate.errors import (
     DigestMismatchError,
     FetchError,
@@ -309,12 +310,6 @@ def _apply_lock(dep: Dependency, lock: Sequence[Mapping[str, Any]], lock_name: s
     return Dependency(dep.name, dep.version, dep.repository, version, digest)
 
 
-def _run_sync(factory: Callable[[], Any]) -> Any:
-    from gate.images import _run_sync as run
-
-    return run(factory)
-
-
 class HelmChartVerifier:
     """Verifies a Helm source's remote dependencies (``engine.ChartVerifier``)."""
 
@@ -364,9 +359,7 @@ class HelmChartVerifier:
                 remote.setdefault((dep.repository, dep.name, dep.exact_version or dep.version), dep)
         if not remote:
             return ()
-        result: list[VerifiedChart | None] = _run_sync(
-            lambda: self._run(ctx, list(remote.values()))
-        )
+        result: list[VerifiedChart | None] = run_sync(lambda: self._run(ctx, list(remote.values())))
         return tuple(c for c in result if c is not None)
 
     async def _run(self, ctx: Context, deps: list[Dependency]) -> list[VerifiedChart | None]:

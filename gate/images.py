@@ -31,14 +31,14 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
-import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 
+from gate.aio import run_sync
 from gate.errors import (
     FetchError,
     GateError,
@@ -330,29 +330,6 @@ def verify_candidate(cand: Candidate, signer: Signer, env: _Env) -> str:
 # --- the verifier -------------------------------------------------------------------------
 
 
-def _run_sync(factory: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine to completion from sync code, also when a loop is already running."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(factory())  # type: ignore[arg-type]
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(factory())  # type: ignore[arg-type]
-        except BaseException as e:  # re-raised in the caller's thread
-            box["error"] = e
-
-    t = threading.Thread(target=target, name="gate-images")
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]
-    value: T = box["value"]
-    return value
-
-
 class CosignImageVerifier:
     """Verifies cosign / Sigstore image signatures (``engine.ImageVerifier``)."""
 
@@ -373,7 +350,7 @@ class CosignImageVerifier:
     def verify_images(
         self, ctx: Context, checks: Sequence[ImageCheck]
     ) -> dict[ImageReference, str]:
-        return _run_sync(lambda: self._run(ctx, checks))
+        return run_sync(lambda: self._run(ctx, checks))
 
     async def _run(self, ctx: Context, checks: Sequence[ImageCheck]) -> dict[ImageReference, str]:
         spec = ctx.policy.policy.spec

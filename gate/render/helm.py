@@ -39,6 +39,7 @@ import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 
+from gate.aio import run_sync
 from gate.errors import GateError, ManifestError, RenderError, SourceError, UsageError
 from gate.render.base import Rendered, RenderRequest
 from gate.yamlstrict import load_all
@@ -150,7 +151,7 @@ class HelmRenderer:
 
     def render(self, request: RenderRequest) -> Rendered:
         # Imported here: pyhelm3 costs ~0.2 s to import and only charts need it.
-        from gate.render.helm_command import HardenedHelmCommand, run_sync
+        from gate.render.helm_command import HardenedHelmCommand
         from gate.render.helm_stage import stage_chart
 
         _check_request(request)
@@ -179,7 +180,7 @@ class HelmRenderer:
             )
             argv = template_argv(request, staged.chart_dir, staged.values_files)
             try:
-                output = run_sync(command.run(argv))
+                output = run_sync(lambda: command.run(argv))
             except RenderError as exc:
                 # helm names the private copy; say which source that is.
                 exc.message = exc.message.replace(str(staged.chart_dir), str(request.source_dir))

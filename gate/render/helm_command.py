@@ -27,10 +27,8 @@ This module imports pyhelm3 (about 0.2 s, its pydantic models), so
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import os
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,7 +36,7 @@ from pyhelm3 import Command
 
 from gate.render.process import run_tool
 
-__all__ = ["HardenedHelmCommand", "helm_environment", "run_sync"]
+__all__ = ["HardenedHelmCommand", "helm_environment"]
 
 #: The discard port: a proxy that refuses every connection.
 _CLOSED_PROXY = "http://127.0.0.1:9"
@@ -112,18 +110,3 @@ class HardenedHelmCommand(Command):  # type: ignore[misc]  # pyhelm3 ships no ty
             max_output_bytes=self._max_output_bytes,
             env_extra=self._env,
         )
-
-
-def run_sync(coroutine: Coroutine[Any, Any, _T]) -> _T:
-    """Run a coroutine to completion from synchronous code.
-
-    The renderer interface is synchronous. ``asyncio.run`` refuses to run inside
-    a thread that already has a running loop, so in that case the coroutine
-    gets a loop of its own in a worker thread.
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()

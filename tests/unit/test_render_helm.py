@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from gate.aio import run_sync
 from gate.errors import (
     DigestMismatchError,
     ManifestError,
@@ -29,7 +30,7 @@ from gate.errors import (
 from gate.render import RenderRequest
 from gate.render.base import VerifiedChart
 from gate.render.helm import HelmRenderer, template_argv
-from gate.render.helm_command import HardenedHelmCommand, helm_environment, run_sync
+from gate.render.helm_command import HardenedHelmCommand, helm_environment
 from gate.render.helm_stage import is_remote_repository, stage_chart
 
 
@@ -433,7 +434,7 @@ def test_command_runs_with_a_clean_environment(
     monkeypatch.setenv("KUBECONFIG", "/leaked/kubeconfig")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "leaked")
     monkeypatch.setenv("HTTPS_PROXY", "http://leaked:3128")
-    out = run_sync(_env_command(tmp_path).run([]))
+    out = run_sync(lambda: _env_command(tmp_path).run([]))
     env = dict(line.split("=", 1) for line in out.decode().splitlines())
     assert "leaked" not in out.decode()
     home = str(tmp_path / "home")
@@ -458,28 +459,28 @@ def test_command_refuses_stdin(tmp_path: Path) -> None:
     """pyhelm3's own ``template`` sends values on stdin: with stdin closed it cannot run."""
     command = _env_command(tmp_path)
     with pytest.raises(TypeError, match="stdin"):
-        run_sync(command.template("rel", "chart", {"a": 1}))
+        run_sync(lambda: command.template("rel", "chart", {"a": 1}))
 
 
 def test_command_uses_exec_not_a_shell(tmp_path: Path) -> None:
-    out = run_sync(_env_command(tmp_path).run(["X=$(id)", "sh", "-c", "echo $X"]))
+    out = run_sync(lambda: _env_command(tmp_path).run(["X=$(id)", "sh", "-c", "echo $X"]))
     assert out.strip() == b"$(id)"
 
 
 def test_command_time_limit_and_output_cap(tmp_path: Path) -> None:
     slow = _env_command(tmp_path, timeout_s=0.5)
     with pytest.raises(RenderError) as info:
-        run_sync(slow.run([sys.executable, "-c", "import time; time.sleep(60)"]))
+        run_sync(lambda: slow.run([sys.executable, "-c", "import time; time.sleep(60)"]))
     assert info.value.reason == "render-timeout"
     loud = _env_command(tmp_path, max_output_bytes=1000)
     with pytest.raises(SizeLimitError) as size:
-        run_sync(loud.run([sys.executable, "-c", "print('x' * 100000)"]))
+        run_sync(lambda: loud.run([sys.executable, "-c", "print('x' * 100000)"]))
     assert size.value.reason == "size-limit"
 
 
 def test_run_sync_inside_a_running_loop(tmp_path: Path) -> None:
     async def inside() -> bytes:
-        return run_sync(_env_command(tmp_path).run(["true"]))
+        return run_sync(lambda: _env_command(tmp_path).run(["true"]))
 
     assert asyncio.run(inside()) == b""
 
@@ -498,6 +499,6 @@ def test_pyhelm3_splits_disable_openapi_validation(tmp_path: Path) -> None:
     )
     # Parsing "{}" as a release fails afterwards; the argv is what matters.
     with contextlib.suppress(Exception):
-        run_sync(command.install_or_upgrade("rel", "chart", disable_validation=True))
+        run_sync(lambda: command.install_or_upgrade("rel", "chart", disable_validation=True))
     assert seen and "--disable-openapi-validation" not in seen[0]
     assert "-" in seen[0] and "d" in seen[0]
