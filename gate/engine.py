@@ -332,18 +332,22 @@ class Engine:
         occurrences: Sequence[ImageOccurrence],
     ) -> None:
         # An `image:` string no extractor claimed is probably a custom resource
-        # whose images the policy does not describe: say so, loudly.
+        # whose images the policy does not describe: say so, loudly; with
+        # `uncheckedImageFields: deny` it blocks (an operator could pull it).
+        deny = self.policy.policy.spec.unchecked_image_fields == "deny"
         for index, path in unclaimed_image_keys(documents, occurrences):
             doc = documents[index]
             kind = f"{doc.get('kind')}/{(doc.get('metadata') or {}).get('name')}"
             where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
-            ctx.findings.warn(
-                "manifests.images",
-                f"{kind} {where}",
-                "unchecked-image-field",
+            detail = (
                 f"{doc.get('apiVersion')} {kind} has an image at {where} that is NOT verified\n"
-                "to fix: if it is a container image, describe it in spec.imageFields",
+                "to fix: if it is a container image, describe it in spec.imageFields"
             )
+            subject = f"{kind} {where}"
+            if deny:
+                ctx.findings.failed("manifests.images", subject, "unchecked-image-field", detail)
+            else:
+                ctx.findings.warn("manifests.images", subject, "unchecked-image-field", detail)
 
     def _verify_images(
         self, ctx: Context, occurrences: Sequence[ImageOccurrence], report: Report

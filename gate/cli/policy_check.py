@@ -75,6 +75,10 @@ def describe(loaded: LoadedPolicy) -> str:
             parts.append(f"attestation {a.predicate_type} by {_signers(a)}")
         out.append(f"images[{i}]: {', '.join(r.match)} -> {'; '.join(parts)}")
     out.append("images no rule matches: denied (no-policy); the first matching rule wins")
+    out.append(
+        "image: strings no extractor claims (spec.imageFields): "
+        + ("DENIED" if spec.unchecked_image_fields == "deny" else "warned about, not blocked")
+    )
     out.append(f"output: pin digests: {'yes' if spec.output.pin_digests else 'NO'}")
     if spec.output.vsa is not None:
         out.append(

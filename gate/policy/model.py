@@ -329,6 +329,11 @@ class Spec(_Model):
     charts: list[ChartRule] = Field(default_factory=list)
     images: list[ImageRule] = Field(default_factory=list)
     image_fields: list[ImageField] = Field(default_factory=list, alias="imageFields")
+    #: An ``image:`` string no extractor claims (a custom resource not described in
+    #: ``imageFields``): ``warn`` (default) reports it, ``deny`` blocks the run.
+    unchecked_image_fields: Literal["warn", "deny"] = Field(
+        default="warn", alias="uncheckedImageFields"
+    )
     registries: list[RegistryConfig] = Field(default_factory=list)
     output: Output = Field(default_factory=Output)
 

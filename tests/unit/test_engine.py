@@ -382,3 +382,15 @@ def test_chart_verifier_exception_is_exit_4(tmp_path: Path) -> None:
     )
     assert r.exit_code == 4 and r.manifests is None
     assert not any(f.check == "render" for f in r.report.findings)
+
+
+def test_unclaimed_image_key_can_be_denied(tmp_path: Path) -> None:
+    prom = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "Prometheus",
+        "metadata": {"name": "main"},
+        "spec": {"image": "quay.io/prometheus/prometheus:v2"},
+    }
+    r = run(tmp_path, {"images": [EXEMPT], "uncheckedImageFields": "deny"}, prom)
+    assert r.exit_code == 1 and r.manifests is None
+    assert reasons(r) == {("Prometheus/main spec.image", "unchecked-image-field")}
