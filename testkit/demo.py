@@ -2,7 +2,9 @@
 
 The world: a real OCI registry on a loopback port, a cosign key pair and a
 private Sigstore (keyless, GitHub Actions identity), images signed both ways
-and one left unsigned, and Git repositories whose release tags are SSH-signed.
+(with SLSA provenance, one from the wrong builder) and one left unsigned, a
+Helm chart repository with PGP-signed charts, and Git repositories whose
+release tags are SSH-signed.
 Then ``gate verify`` runs on several sources, as a release pipeline would, and
 the demo checks that each outcome is the one expected.
 """
@@ -16,7 +18,7 @@ import sys
 import tempfile
 import textwrap
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,8 +27,11 @@ import yaml
 from gate.signing import generate_key_pair
 from testkit import attestations as att
 from testkit import oci
+from testkit.chartrepo import ChartRepoServer
 from testkit.cosign import Keyless, attest_image_bundle, sign_image_bundle, sign_image_legacy
 from testkit.gitrepo import GitRepo, SshSigner
+from testkit.helmcharts import Helm, build_signed_chart
+from testkit.pgp import generate_key
 from testkit.registry import Registry, running_registry
 from testkit.sigstore_authority import Authority, GitHubClaims
 from testkit.sshkeys import SshKey, generate_ssh_key
@@ -94,7 +99,49 @@ def release(path: Path, signer: SshSigner | None, files: dict[str, bytes], tag: 
     return repo
 
 
-def build_world(root: Path, registry: Registry) -> World:
+def chart_source(dependency_version: str, repository: str) -> dict[str, bytes]:
+    """An app that is a Helm chart with one remote dependency (its Deployment)."""
+    chart = {
+        "apiVersion": "v2",
+        "name": "shop-chart",
+        "version": "1.0.0",
+        "dependencies": [
+            {"name": "cache", "version": dependency_version, "repository": repository}
+        ],
+    }
+    return {
+        "chart/Chart.yaml": yaml.safe_dump(chart, sort_keys=False).encode(),
+        "chart/values.yaml": b"cache:\n  replicaCount: 2\n",
+    }
+
+
+def publish_charts(root: Path, host: str, stack: ExitStack) -> tuple[str, str]:
+    """A chart repository with ``cache`` 0.1.0 signed by the charts team and
+    0.2.0 signed by a key nobody trusts; returns (repository URL, team public key)."""
+    helm = Helm()
+    stack.callback(helm.cleanup)
+    team = generate_key("Charts Team", "charts@example.test")
+    stack.callback(team.cleanup)
+    mallory = generate_key("Mallory", "mallory@example.test")
+    stack.callback(mallory.cleanup)
+    repo = ChartRepoServer(helm, root / "chart-repo").start()
+    stack.callback(repo.stop)
+    for version, key in (("0.1.0", team), ("0.2.0", mallory)):
+        chart = build_signed_chart(
+            helm,
+            root / f"chart-{version}",
+            key,
+            "cache",
+            version,
+            image=f"{host}/shop/web",
+            tag="1.0",
+        )
+        repo.add(chart)
+    say(f"   chart repository {repo.url}: cache 0.1.0 signed by {team.uid}, 0.2.0 by {mallory.uid}")
+    return repo.url, team.public_armored().decode()
+
+
+def build_world(root: Path, registry: Registry, stack: ExitStack) -> World:
     say(f"{BOLD}1. building the signed demo world{RESET} in {root}")
     host = registry.host
 
@@ -162,6 +209,13 @@ def build_world(root: Path, registry: Registry) -> World:
         kustomization(images["migrate"], images["web"], images["worker"]),
         "v1.3.0",
     )
+    chart_repo, charts_key = publish_charts(root, host, stack)
+    r_chart = release(
+        root / "repos/shop-chart", signer, chart_source("0.1.0", chart_repo), "v3.0.0"
+    )
+    r_chart_bad = release(
+        root / "repos/shop-chart-untrusted", signer, chart_source("0.2.0", chart_repo), "v3.1.0"
+    )
     say(f"   git repos with SSH-signed release tags ({key.fingerprint})")
 
     policy = root / "policy.yaml"
@@ -172,6 +226,7 @@ def build_world(root: Path, registry: Registry) -> World:
         "spec": {
             "keys": {
                 "release-team": {"ssh": key.public_line},
+                "charts-team": {"pgp": charts_key},
                 "ci": {"publicKey": ci.public_pem().decode()},
                 "gha-release": {
                     "keyless": {
@@ -183,6 +238,9 @@ def build_world(root: Path, registry: Registry) -> World:
             },
             "trustRoots": {"sigstore": str(authority.trusted_root_path)},
             "source": {"git": {"require": "tag", "tags": ["v*"], "signers": ["release-team"]}},
+            "charts": [
+                {"match": [f"{chart_repo}/**"], "provenance": {"signers": ["charts-team"]}},
+            ],
             "images": [
                 {
                     # Services built by the release workflow: signed, with SLSA provenance.
@@ -208,7 +266,10 @@ def build_world(root: Path, registry: Registry) -> World:
                 },
             ],
             # The loopback demo registry speaks plain HTTP.
-            "registries": [{"host": host, "insecure": True}],
+            "registries": [
+                {"host": host, "insecure": True},
+                {"host": chart_repo.removeprefix("http://"), "insecure": True},
+            ],
         },
     }
     policy.write_text(
@@ -226,6 +287,18 @@ def build_world(root: Path, registry: Registry) -> World:
         ),
         Scenario("tag v1.0.0 re-pushed as v2.0.0", r_retag.path / "deploy", 1, "tag-name-mismatch"),
         Scenario("an image no rule covers", r_nopolicy.path / "deploy", 1, "no-policy"),
+        Scenario(
+            "a Helm chart whose dependency is signed by the charts team",
+            r_chart.path / "chart",
+            0,
+            None,
+        ),
+        Scenario(
+            "a Helm chart whose dependency is signed by an untrusted key",
+            r_chart_bad.path / "chart",
+            1,
+            "untrusted-signer",
+        ),
         Scenario(
             "an image whose provenance names another builder",
             r_builder.path / "deploy",
@@ -264,8 +337,8 @@ def workspace() -> Iterator[Path]:
 
 def main() -> int:
     failures = 0
-    with workspace() as root, running_registry(root / "registry") as registry:
-        world = build_world(root, registry)
+    with workspace() as root, running_registry(root / "registry") as registry, ExitStack() as stack:
+        world = build_world(root, registry, stack)
         shutil.copy(world.policy, OUT / "policy.yaml")
         for i, sc in enumerate(world.scenarios, start=2):
             rel = sc.source.relative_to(root)

@@ -23,9 +23,18 @@ def test_demo_outcomes(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "every outcome as expected" in proc.stderr
-    for reason in ("[unsigned]", "[tag-name-mismatch]", "[no-policy]", "[builder-mismatch]"):
+    for reason in (
+        "[unsigned]",
+        "[tag-name-mismatch]",
+        "[no-policy]",
+        "[untrusted-signer]",
+        "[builder-mismatch]",
+    ):
         assert reason in proc.stderr
     pinned = (tmp_path / "demo-out" / "scenario-2.yaml").read_text()
     assert pinned.count("@sha256:") == 3  # web, api, migrate; busybox is exempt
+    # the Helm chart's dependency renders from the verified archive, pinned
+    chart = (tmp_path / "demo-out" / "scenario-6.yaml").read_text()
+    assert "shop/web:1.0@sha256:" in chart
     # a deny leaves no manifests behind
     assert not (tmp_path / "demo-out" / "scenario-3.yaml").exists()
