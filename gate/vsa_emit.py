@@ -45,11 +45,11 @@ from gate.evidence.statement import IN_TOTO_PAYLOAD_TYPE, STATEMENT_V1, VSA_V1
 from gate.policy.loader import LoadedPolicy
 from gate.reference import parse_reference
 from gate.report import Report
-from gate.signing import Envelope, KeyFileError, Signer, load_private_key, sign_envelope
+from gate.signing import Envelope, Signer, sign_envelope
+from gate.signing.keyfile import open_policy_key
 
 VERIFIER_ID = "https://gitops-gate.dev/verifier"
 PASSWORD_ENV = "GATE_VSA_KEY_PASSWORD"  # noqa: S105 - the variable's name, not a password
-MAX_KEY_BYTES = 64 * 1024
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
@@ -78,28 +78,15 @@ def load_vsa_signer(
             hint="set spec.output.vsa.key in the policy; the gate never writes an unsigned "
             "summary a later stage might trust",
         )
-    path = Path(cfg.key)
-    if not path.is_absolute():
-        path = Path(policy.path).parent / path
-    password = env.get(PASSWORD_ENV)
-    if password is None:
-        raise UsageError(
-            f"${PASSWORD_ENV} is not set; it opens the VSA signing key {path}",
-            hint=f"export {PASSWORD_ENV} (an empty value for a key without a password)",
-        )
-    try:
-        with path.open("rb") as f:
-            pem = f.read(MAX_KEY_BYTES + 1)
-    except OSError as e:
-        raise KeyFileError(
-            f"cannot read the VSA signing key {path}: {e.strerror or e}",
-            hint="spec.output.vsa.key names a cosign key file; relative paths are beside "
-            "the policy file",
-        ) from e
-    if len(pem) > MAX_KEY_BYTES:
-        raise KeyFileError(f"the VSA signing key {path} is larger than {MAX_KEY_BYTES} bytes")
-    key = load_private_key(pem, password.encode())  # KeyPasswordError: exit 2
-    return VsaSigner(Signer(key), path)
+    signer, path = open_policy_key(
+        policy,
+        cfg.key,
+        password_env=PASSWORD_ENV,
+        environ=env,
+        purpose="VSA signing",
+        field="spec.output.vsa.key",
+    )
+    return VsaSigner(signer, path)
 
 
 # --- the statement ---------------------------------------------------------------------------

@@ -36,11 +36,11 @@ from gate.flux import flux_artifact, flux_revision, strip_credentials
 from gate.policy import load_policy
 from gate.policy.loader import LoadedPolicy
 from gate.reference import ReferenceError, parse_reference
-from gate.signing import KeyFileError, Signer, load_private_key
+from gate.signing import Signer
+from gate.signing.keyfile import open_policy_key
 from gate.sources.publish import Deadline, Published, PushClient, publish_signed
 
 PASSWORD_ENV = "GATE_PUBLISH_KEY_PASSWORD"  # noqa: S105 - the variable's name, not a password
-MAX_KEY_BYTES = 64 * 1024
 DEFAULT_TIMEOUT_S = 120.0
 
 
@@ -132,27 +132,15 @@ def load_publish_signer(policy: LoadedPolicy, environ: Mapping[str, str] | None 
             expected="spec.output.publish.key: a cosign key file (cosign generate-key-pair)",
             hint="set spec.output.publish.key; Flux's OCIRepository verifies with its public key",
         )
-    path = Path(cfg.key)
-    if not path.is_absolute():
-        path = Path(policy.path).parent / path
-    password = env.get(PASSWORD_ENV)
-    if password is None:
-        raise UsageError(
-            f"${PASSWORD_ENV} is not set; it opens the publish signing key {path}",
-            hint=f"export {PASSWORD_ENV} (an empty value for a key without a password)",
-        )
-    try:
-        with path.open("rb") as f:
-            pem = f.read(MAX_KEY_BYTES + 1)
-    except OSError as e:
-        raise KeyFileError(
-            f"cannot read the publish signing key {path}: {e.strerror or e}",
-            hint="spec.output.publish.key names a cosign key file; relative paths are beside "
-            "the policy file",
-        ) from e
-    if len(pem) > MAX_KEY_BYTES:
-        raise KeyFileError(f"the publish signing key {path} is larger than {MAX_KEY_BYTES} bytes")
-    return Signer(load_private_key(pem, password.encode()))  # KeyPasswordError: exit 2
+    signer, _ = open_policy_key(
+        policy,
+        cfg.key,
+        password_env=PASSWORD_ENV,
+        environ=env,
+        purpose="publish signing",
+        field="spec.output.publish.key",
+    )
+    return signer
 
 
 def describe_revision(path: Path, revision: str) -> tuple[str | None, str | None]:
