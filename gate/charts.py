@@ -80,7 +80,7 @@ from gate.policy.model import ChartRule, Key
 from gate.render.base import VerifiedChart
 from gate.sources.charts import ChartRepositories, FetchedChart, oci_repo_name
 from gate.sources.registry import Deadline
-from gate.sources.trustroot import TrustRoot, load_trust_root, policy_trust_root_path
+from gate.sources.trustroot import TrustRoot, lazy_policy_trust_root
 
 if TYPE_CHECKING:  # pragma: no cover
     from gate.engine import Context
@@ -363,18 +363,7 @@ class HelmChartVerifier:
         return tuple(c for c in result if c is not None)
 
     async def _run(self, ctx: Context, deps: list[Dependency]) -> list[VerifiedChart | None]:
-        root_box: dict[str, TrustRoot | GateError] = {}
-
-        def trust_root() -> TrustRoot:
-            if "root" not in root_box:
-                try:
-                    root_box["root"] = load_trust_root(policy_trust_root_path(ctx.policy))
-                except GateError as e:
-                    root_box["root"] = e
-            got = root_box["root"]
-            if isinstance(got, GateError):
-                raise got
-            return got
+        trust_root = lazy_policy_trust_root(ctx.policy)
 
         deadline = Deadline(self.deadline_s)
         async with ChartRepositories(

@@ -73,7 +73,7 @@ from gate.policy.model import Key, KeylessIdentity, SignerSet
 from gate.reference import ImageReference
 from gate.signing.keys import PublicKey
 from gate.sources.registry import Deadline, RegistryClient, signature_tag
-from gate.sources.trustroot import TrustRoot, load_trust_root, policy_trust_root_path
+from gate.sources.trustroot import TrustRoot, lazy_policy_trust_root
 
 if TYPE_CHECKING:  # pragma: no cover
     from gate.engine import Context, ImageCheck
@@ -355,18 +355,7 @@ class CosignImageVerifier:
     async def _run(self, ctx: Context, checks: Sequence[ImageCheck]) -> dict[ImageReference, str]:
         spec = ctx.policy.policy.spec
         deadline = Deadline(self.deadline_s)
-        root_box: dict[str, TrustRoot | GateError] = {}
-
-        def trust_root() -> TrustRoot:
-            if "root" not in root_box:
-                try:
-                    root_box["root"] = load_trust_root(policy_trust_root_path(ctx.policy))
-                except GateError as e:
-                    root_box["root"] = e
-            got = root_box["root"]
-            if isinstance(got, GateError):
-                raise got
-            return got
+        trust_root = lazy_policy_trust_root(ctx.policy)
 
         verified: dict[ImageReference, str] = {}
         async with RegistryClient(

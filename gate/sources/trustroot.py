@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
@@ -28,7 +29,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from gate.errors import PolicyError
+from gate.errors import GateError, PolicyError
 from gate.evidence.encoding import b64_field
 from gate.policy.loader import LoadedPolicy
 
@@ -246,3 +247,26 @@ def policy_trust_root_path(policy: LoadedPolicy) -> Path | None:
         return None
     path = Path(configured)
     return path if path.is_absolute() else Path(policy.path).parent / path
+
+
+def lazy_policy_trust_root(policy: LoadedPolicy) -> Callable[[], TrustRoot]:
+    """A loader for the policy's trust root that reads it at most once, on first use.
+
+    A policy with only key-based signers never needs it, so a broken or absent
+    trust root must not fail such a run; when it is needed, every caller sees the
+    same root, or the same error.
+    """
+    box: dict[str, TrustRoot | GateError] = {}
+
+    def load() -> TrustRoot:
+        if "root" not in box:
+            try:
+                box["root"] = load_trust_root(policy_trust_root_path(policy))
+            except GateError as e:
+                box["root"] = e
+        got = box["root"]
+        if isinstance(got, GateError):
+            raise got
+        return got
+
+    return load
