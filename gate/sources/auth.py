@@ -9,8 +9,8 @@ registry host sent along when configured); the answer carries ``token`` or
 (realm, service, scope), scope actions compared sorted. A ``Basic`` challenge is
 answered with the configured credentials, sent pre-emptively afterwards.
 
-This module holds the pure parts; the HTTP round trips are in
-:mod:`gate.sources.registry`.
+This module holds the pure parts; the HTTP round trips, for the reading and
+the pushing client alike, are in :mod:`gate.sources.registry_auth`.
 """
 
 from __future__ import annotations
@@ -122,9 +122,14 @@ def normalise_scope(scope: str) -> str:
     return " ".join(sorted(items))
 
 
+def repository_scope(repository: str, actions: str) -> str:
+    """The scope ``repository:<repository>:<actions>`` (``repository`` is the path without host)."""
+    return f"repository:{repository}:{actions}"
+
+
 def pull_scope(repository: str) -> str:
     """The scope a read of ``repository`` (path without host) needs."""
-    return f"repository:{repository}:pull"
+    return repository_scope(repository, "pull")
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ transport (:class:`ShardedTransport`, or httpx's own with a proxy; one
 injectable ``httpx.AsyncBaseTransport`` for tests), :class:`Http` (retries only
 for connection errors, time-outs, truncated bodies, 429 and 5xx, full-jitter
 back-off, never past the run's :class:`Deadline`; redirects by hand, no
-credentials across origins), the policy's ``registries`` (credentials files,
-``insecure`` hosts; https everywhere else), Docker-config credentials without
-helpers, and the token flow (:mod:`gate.sources.auth`), here with the scope
-``repository:<name>:pull,push``.
+credentials across origins), and the authentication (:class:`RegistryAuth`:
+the policy's ``registries`` (credentials files, ``insecure`` hosts; https
+everywhere else), Docker-config credentials without helpers, the token flow
+and cache), here with the scope ``repository:<name>:pull,push``.
 
 What it adds, for writes:
 
@@ -59,16 +59,9 @@ from gate.flux import (
 )
 from gate.policy.model import RegistryConfig
 from gate.signing import Signer
-from gate.sources.auth import (
-    MAX_TOKEN_BYTES,
-    Challenge,
-    TokenCache,
-    parse_token_response,
-    parse_www_authenticate,
-)
-from gate.sources.credentials import CredentialStore, canonical_host
+from gate.sources.auth import repository_scope
+from gate.sources.registry_auth import AuthHost, RegistryAuth
 from gate.sources.registry_http import Deadline, Http, Reply, RetryPolicy, ShardedTransport
-from gate.sources.registry_http import same_origin as _same_origin
 from gate.sources.registry_types import (
     MANIFEST_ACCEPT,
     OCI_MANIFEST,
@@ -97,8 +90,7 @@ MAX_SIGNATURES = 64  # layers kept in a .sig manifest (others' signatures includ
 DEFAULT_DEADLINE_S = 120.0
 DEFAULT_REQUEST_TIMEOUT_S = 60.0
 USER_AGENT = "gitops-gate/0.1 (+publish)"
-DOCKER_HUB = "docker.io"
-DOCKER_HUB_API = "registry-1.docker.io"
+PUSH_ACTIONS = "pull,push"
 DIGEST_HEADER = "Docker-Content-Digest"
 
 #: The body of the request being sent from this task (see :class:`_BodyClient`).
@@ -120,14 +112,6 @@ class _BodyClient(httpx.AsyncClient):
         return super().build_request(method, url, **kwargs)
 
 
-@dataclass
-class _Host:
-    name: str
-    base: httpx.URL
-    insecure: bool
-    authorization: str | None = None  # what worked last (sent pre-emptively afterwards)
-
-
 @dataclass(frozen=True)
 class Published:
     """What :func:`publish_signed` wrote."""
@@ -141,7 +125,7 @@ class Published:
 
 
 def push_scope(repository: str) -> str:
-    return f"repository:{repository}:pull,push"
+    return repository_scope(repository, PUSH_ACTIONS)
 
 
 class PushClient:
@@ -160,13 +144,18 @@ class PushClient:
         environ: Mapping[str, str] | None = None,
         max_blob_bytes: int = MAX_BLOB_BYTES,
     ) -> None:
-        self._configs = {canonical_host(c.host): c for c in configs}
-        self._credentials = CredentialStore(
-            {c.host: c.credentials for c in configs if c.credentials},
+        self.deadline = deadline if deadline is not None else Deadline(deadline_s)
+        self._auth = RegistryAuth(
+            configs,
+            actions=PUSH_ACTIONS,
+            get=lambda url, headers, max_bytes, what: self._send(
+                "GET", url, headers, None, max_bytes, what
+            ),
+            clock=self.deadline.clock,
             docker_config=docker_config,
             environ=environ,
+            refused_hint="configure credentials that may push to {host}",
         )
-        self.deadline = deadline if deadline is not None else Deadline(deadline_s)
         self.max_blob_bytes = max_blob_bytes
         if transport is None and ShardedTransport.usable(
             os.environ if environ is None else environ
@@ -183,10 +172,9 @@ class PushClient:
             deadline=self.deadline,
             semaphore=asyncio.Semaphore(4),
             retry=retry or RetryPolicy(),
-            plain_http_ok=lambda url: self._is_insecure(url.netloc.decode("ascii")),
+            plain_http_ok=lambda url: self._auth.is_insecure(url.netloc.decode("ascii")),
         )
-        self._hosts: dict[str, _Host] = {}
-        self._tokens = TokenCache()
+        self._hosts: dict[str, AuthHost] = {}
         self._closed = False
 
     async def __aenter__(self) -> PushClient:
@@ -198,6 +186,7 @@ class PushClient:
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
+            self._auth.close()
             await self._client.aclose()
 
     @property
@@ -298,7 +287,7 @@ class PushClient:
     # --- checks ---------------------------------------------------------------------------------
 
     async def _blob_stored(
-        self, host: _Host, repository: str, digest: str, size: int, what: str
+        self, host: AuthHost, repository: str, digest: str, size: int, what: str
     ) -> bool:
         reply = await self._request(
             "HEAD", host, repository, f"/v2/{repository}/blobs/{digest}", headers={}, what=what
@@ -311,7 +300,7 @@ class PushClient:
     async def _check_written(
         self,
         reply: Reply,
-        host: _Host,
+        host: AuthHost,
         repository: str,
         kind: str,
         digest: str,
@@ -371,20 +360,13 @@ class PushClient:
 
     # --- HTTP with auth -------------------------------------------------------------------------
 
-    def _is_insecure(self, host: str) -> bool:
-        config = self._configs.get(canonical_host(host))
-        return config is not None and config.insecure
-
-    def _split(self, repo_name: str) -> tuple[_Host, str]:
+    def _split(self, repo_name: str) -> tuple[AuthHost, str]:
         name, sep, repository = repo_name.partition("/")
         if not sep or not name or not repository:
             raise ValueError(f"not a repository name (host/path): {repo_name!r}")
         host = self._hosts.get(name)
         if host is None:
-            insecure = self._is_insecure(name)
-            api_host = DOCKER_HUB_API if canonical_host(name) == DOCKER_HUB else name
-            base = httpx.URL(f"{'http' if insecure else 'https'}://{api_host}")
-            host = self._hosts[name] = _Host(name, base, insecure)
+            host = self._hosts[name] = AuthHost(name, *self._auth.locate(name))
         return host, repository
 
     async def _send(
@@ -407,7 +389,7 @@ class PushClient:
     async def _request(
         self,
         method: str,
-        host: _Host,
+        host: AuthHost,
         repository: str,
         path_or_url: str | httpx.URL,
         *,
@@ -416,108 +398,18 @@ class PushClient:
         body: bytes | None = None,
         max_bytes: int = MAX_REPLY_BYTES,
     ) -> Reply:
-        """One request with the auth dance: what worked before, then at most two challenges."""
+        """One request with the auth dance (:meth:`RegistryAuth.request`)."""
         if self._closed:
             raise RuntimeError("PushClient used after it was closed")
         url = host.base.join(path_or_url) if isinstance(path_or_url, str) else path_or_url
-        own = _same_origin(url, host.base)
-        authorization = host.authorization if own else None
-        scope = push_scope(repository)
-        tried: set[tuple[str, str, str]] = set()
-        reply: Reply | None = None
-        for _round in range(3):
+
+        async def send(authorization: str | None) -> Reply:
             sent = dict(headers)
             if authorization is not None:
                 sent["Authorization"] = authorization
-            reply = await self._send(method, url, sent, body, max_bytes, what)
-            if reply.status != 401 or not own or not _same_origin(reply.url, host.base):
-                if reply.status != 401 and own:
-                    host.authorization = authorization
-                return reply
-            challenges = parse_www_authenticate(
-                ", ".join(reply.headers.get_list("WWW-Authenticate"))
-            )
-            answer = await self._answer(host, challenges, scope, authorization, tried, what)
-            if answer is None:
-                return reply
-            authorization = answer
-        assert reply is not None
-        return reply
+            return await self._send(method, url, sent, body, max_bytes, what)
 
-    async def _answer(
-        self,
-        host: _Host,
-        challenges: list[Challenge],
-        scope: str,
-        rejected: str | None,
-        tried: set[tuple[str, str, str]],
-        what: str,
-    ) -> str | None:
-        by_scheme = {c.scheme: c for c in challenges}
-        bearer = by_scheme.get("bearer")
-        if bearer is not None and bearer.get("realm"):
-            key = TokenCache.key(bearer.get("realm") or "", bearer.get("service"), scope)
-            if key in tried:
-                return None  # a token fetched for this very request was refused
-            tried.add(key)
-            cached = self._tokens.get(key, now=self.deadline.clock())
-            if cached is not None and "Bearer " + cached.value != rejected:
-                return "Bearer " + cached.value
-            self._tokens.drop(key)
-            answer = "Bearer " + await self._fetch_token(host, bearer, scope, key, what)
-            return None if answer == rejected else answer
-        if "basic" in by_scheme:
-            creds = self._credentials.get(host.name)
-            if creds is None:
-                raise RegistryAuthError(
-                    f"{what}: the registry asks for credentials and none are configured",
-                    hint=f"add credentials for {host.name} (policy 'credentials' or Docker config)",
-                )
-            answer = creds.basic_header()
-            if answer == rejected:
-                raise RegistryAuthError(f"{what}: the registry refused the configured credentials")
-            return answer
-        return None
-
-    async def _fetch_token(
-        self, host: _Host, challenge: Challenge, scope: str, key: tuple[str, str, str], what: str
-    ) -> str:
-        realm = challenge.get("realm") or ""
-        try:
-            url = httpx.URL(realm)
-        except (httpx.InvalidURL, TypeError):
-            raise RegistryAuthError(f"{what}: the registry names an invalid token realm") from None
-        if url.scheme not in ("http", "https") or not url.host:
-            raise RegistryAuthError(f"{what}: the token realm {realm!r} is not an http(s) URL")
-        if url.scheme == "http" and not (host.insecure or self._is_insecure(url.netloc.decode())):
-            raise RegistryAuthError(
-                f"{what}: the token realm {realm} is plain http",
-                hint="mark the registry insecure in the policy only for test registries",
-            )
-        params = {"scope": scope}
-        if challenge.get("service"):
-            params["service"] = challenge.get("service") or ""
-        url = url.copy_merge_params(params)
-        headers: dict[str, str] = {}
-        creds = self._credentials.get(host.name)
-        if creds is not None:
-            headers["Authorization"] = creds.basic_header()
-        reply = await self._send("GET", url, headers, None, MAX_TOKEN_BYTES, f"token for {what}")
-        if reply.status in (401, 403):
-            raise RegistryAuthError(
-                f"{what}: the token endpoint {url.host} refused "
-                + ("the configured credentials" if creds else "an anonymous request"),
-                found=reply.text_excerpt() or None,
-                hint=f"configure credentials that may push to {host.name}",
-            )
-        if reply.status != 200:
-            raise RegistryResponseError(
-                f"{what}: the token endpoint answered HTTP {reply.status}",
-                found=reply.text_excerpt() or None,
-            )
-        token = parse_token_response(reply.body, realm=realm, now=self.deadline.clock())
-        self._tokens.put(key, token)
-        return token.value
+        return await self._auth.request(host, repository, url, send, what)
 
 
 # --- the publish sequence --------------------------------------------------------------------

@@ -64,24 +64,16 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 import httpx
 
 from gate.policy.model import RegistryConfig
 from gate.reference import ImageReference
-from gate.sources.auth import (
-    MAX_TOKEN_BYTES,
-    Challenge,
-    TokenCache,
-    parse_token_response,
-    parse_www_authenticate,
-    pull_scope,
-)
-from gate.sources.credentials import CredentialStore, canonical_host
+from gate.sources.registry_auth import AuthHost, Once, RegistryAuth
 from gate.sources.registry_http import (
     Deadline,
     Http,
@@ -129,8 +121,6 @@ DEFAULT_DEADLINE_S = 45.0
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
 MAX_REFERRERS_PAGES = 16
 USER_AGENT = "gitops-gate/0.1 (+registry client)"
-DOCKER_HUB = "docker.io"
-DOCKER_HUB_API = "registry-1.docker.io"
 _TAG = re.compile(r"[\w][\w.-]{0,127}")
 _REPOSITORY = re.compile(
     r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
@@ -138,44 +128,7 @@ _REPOSITORY = re.compile(
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?', re.IGNORECASE)
 _NO_REFERRERS_API = frozenset({400, 404, 405})
 
-K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
-
-
-class _Once(Generic[K, V]):
-    """Run a coroutine once per key; later callers (also concurrent ones) share its outcome."""
-
-    def __init__(self) -> None:
-        self._futures: dict[K, asyncio.Future[V]] = {}
-
-    async def get(self, key: K, factory: Callable[[], Awaitable[V]], *, keep: bool = True) -> V:
-        """The shared outcome for ``key``; with ``keep=False`` only while it is in flight."""
-        future = self._futures.get(key)
-        if future is None:
-            future = asyncio.ensure_future(factory())
-            future.add_done_callback(self._done(key, keep))
-            self._futures[key] = future
-        return await asyncio.shield(future)
-
-    def _done(self, key: K, keep: bool) -> Callable[[asyncio.Future[V]], None]:
-        def callback(future: asyncio.Future[V]) -> None:
-            # Retrieve the outcome even if every waiter was cancelled (no "never retrieved").
-            if not future.cancelled():
-                future.exception()
-            if not keep and self._futures.get(key) is future:
-                del self._futures[key]
-
-        return callback
-
-    def peek(self, key: K) -> V | None:
-        future = self._futures.get(key)
-        if future is None or not future.done() or future.cancelled() or future.exception():
-            return None
-        return future.result()
-
-    def cancel_all(self) -> None:
-        for future in self._futures.values():
-            future.cancel()
 
 
 @dataclass
@@ -189,14 +142,9 @@ class RegistryStats:
 
 
 @dataclass
-class _Host:
+class _Host(AuthHost):
     """One registry host and what was learned about it during the run."""
 
-    name: str  # as in references: docker.io, registry.example.com, 127.0.0.1:5000
-    base: httpx.URL
-    insecure: bool
-    basic: bool = False  # a Basic challenge was answered: send credentials pre-emptively
-    bearer: Challenge | None = None  # realm and service of its token endpoint
     referrers_api: bool | None = None  # None: not known yet
 
 
@@ -231,13 +179,20 @@ class RegistryClient:
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        self._configs = {canonical_host(c.host): c for c in configs}
-        self._credentials = CredentialStore(
-            {c.host: c.credentials for c in configs if c.credentials},
+        self.deadline = deadline if deadline is not None else Deadline(deadline_s)
+        self._stats = RegistryStats()
+        self._auth = RegistryAuth(
+            configs,
+            actions="pull",
+            get=lambda url, headers, max_bytes, what: self._http.request(
+                "GET", url, headers=headers, max_bytes=max_bytes, what=what
+            ),
+            clock=self.deadline.clock,
             docker_config=docker_config,
             environ=environ,
+            challenge_scope=True,
+            on_token_fetch=self._count_token_fetch,
         )
-        self.deadline = deadline if deadline is not None else Deadline(deadline_s)
         if transport is None and ShardedTransport.usable(
             os.environ if environ is None else environ
         ):
@@ -255,16 +210,13 @@ class RegistryClient:
             deadline=self.deadline,
             semaphore=asyncio.Semaphore(concurrency),
             retry=retry or RetryPolicy(),
-            plain_http_ok=lambda url: self._is_insecure(url.netloc.decode("ascii")),
+            plain_http_ok=lambda url: self._auth.is_insecure(url.netloc.decode("ascii")),
         )
         self._hosts: dict[str, _Host] = {}
-        self._tokens = TokenCache()
-        self._token_flights: _Once[tuple[str, str, str], str] = _Once()
-        self._resolved: _Once[str, ManifestDescriptor] = _Once()
-        self._manifests: _Once[tuple[str, str, int], Manifest | None] = _Once()
-        self._blobs: _Once[tuple[str, str, int], bytes] = _Once()
+        self._resolved: Once[str, ManifestDescriptor] = Once()
+        self._manifests: Once[tuple[str, str, int], Manifest | None] = Once()
+        self._blobs: Once[tuple[str, str, int], bytes] = Once()
         self._referrers_probes: dict[str, asyncio.Event] = {}
-        self._stats = RegistryStats()
         self._closed = False
 
     # --- lifetime -------------------------------------------------------------------------------
@@ -281,13 +233,17 @@ class RegistryClient:
         self._closed = True
         for once in (self._resolved, self._manifests, self._blobs):
             once.cancel_all()
-        self._token_flights.cancel_all()
+        self._auth.close()
         await self._client.aclose()
 
     @property
     def stats(self) -> RegistryStats:
         self._stats.requests_sent = self._http.requests_sent
         return self._stats
+
+    def _count_token_fetch(self, scope: str) -> None:
+        self._stats.token_fetches += 1
+        self._stats.token_scopes.append(scope)
 
     # --- public API -----------------------------------------------------------------------------
 
@@ -506,17 +462,10 @@ class RegistryClient:
 
     # --- HTTP with auth -------------------------------------------------------------------------
 
-    def _is_insecure(self, host: str) -> bool:
-        config = self._configs.get(canonical_host(host))
-        return config is not None and config.insecure
-
     def _host(self, name: str) -> _Host:
         host = self._hosts.get(name)
         if host is None:
-            insecure = self._is_insecure(name)
-            api_host = DOCKER_HUB_API if canonical_host(name) == DOCKER_HUB else name
-            base = httpx.URL(f"{'http' if insecure else 'https'}://{api_host}")
-            host = self._hosts[name] = _Host(name, base, insecure)
+            host = self._hosts[name] = _Host(name, *self._auth.locate(name))
         return host
 
     @staticmethod
@@ -545,151 +494,20 @@ class RegistryClient:
         max_bytes: int,
         what: str,
     ) -> Reply:
-        """GET with the auth dance: pre-emptive credentials, then at most two challenges."""
+        """GET with the auth dance (:meth:`RegistryAuth.request`)."""
         if self._closed:
             raise RuntimeError("RegistryClient used after it was closed")
         url = host.base.join(path_or_url) if isinstance(path_or_url, str) else path_or_url
-        scope = pull_scope(repository)
-        tried: set[tuple[str, str, str]] = set()
-        authorization = await self._preemptive_auth(host, scope, tried, what)
-        reply: Reply | None = None
-        for _round in range(3):
+
+        async def send(authorization: str | None) -> Reply:
             headers = {"Accept": accept} if accept else {}
             if authorization is not None:
                 headers["Authorization"] = authorization
-            reply = await self._http.request(
+            return await self._http.request(
                 "GET", url, headers=headers, max_bytes=max_bytes, what=what
             )
-            if reply.status != 401:
-                return reply
-            if not same_origin(reply.url, host.base):
-                return reply  # a redirect target that wants auth gets none of ours
-            challenges = parse_www_authenticate(
-                ", ".join(reply.headers.get_list("WWW-Authenticate"))
-            )
-            answer = await self._answer(host, challenges, scope, authorization, tried, what)
-            if answer is None:
-                return reply
-            authorization = answer
-        assert reply is not None
-        return reply
 
-    async def _preemptive_auth(
-        self, host: _Host, scope: str, tried: set[tuple[str, str, str]], what: str
-    ) -> str | None:
-        if host.bearer is not None:
-            bearer = host.bearer
-            key = TokenCache.key(bearer.get("realm") or "", bearer.get("service"), scope)
-            if self._tokens.get(key, now=self.deadline.clock()) is None:
-                tried.add(key)  # fetched now: if it is refused, do not fetch it again
-            return "Bearer " + await self._token(host, bearer, scope, what)
-        if host.basic:
-            creds = self._credentials.get(host.name)
-            return creds.basic_header() if creds is not None else None
-        return None
-
-    async def _answer(
-        self,
-        host: _Host,
-        challenges: list[Challenge],
-        scope: str,
-        rejected: str | None,
-        tried: set[tuple[str, str, str]],
-        what: str,
-    ) -> str | None:
-        """The Authorization to retry with, or None to give up (the 401 stands).
-
-        ``tried``: the token keys already fetched for this request.
-        """
-        by_scheme = {c.scheme: c for c in challenges}
-        bearer = by_scheme.get("bearer")
-        if bearer is not None and bearer.get("realm"):
-            host.bearer = bearer
-            wanted = bearer.get("scope") or scope
-            key = TokenCache.key(bearer.get("realm") or "", bearer.get("service"), wanted)
-            if key in tried:
-                # A token fetched during this very request was refused: no access.
-                return None
-            tried.add(key)
-            if rejected is not None and rejected.startswith("Bearer "):
-                # A cached token was refused (revoked or expired early): fetch it again, once.
-                self._tokens.drop(key)
-            token = await self._token(host, bearer, wanted, what)
-            answer = "Bearer " + token
-            return None if answer == rejected else answer
-        if "basic" in by_scheme:
-            creds = self._credentials.get(host.name)
-            if creds is None:
-                raise RegistryAuthError(
-                    f"{what}: the registry asks for credentials and none are configured",
-                    hint=f"add credentials for {host.name} (policy 'credentials' or Docker config)",
-                )
-            answer = creds.basic_header()
-            if answer == rejected:
-                raise RegistryAuthError(f"{what}: the registry refused the configured credentials")
-            host.basic = True
-            return answer
-        return None
-
-    async def _token(self, host: _Host, challenge: Challenge, scope: str, what: str) -> str:
-        realm = challenge.get("realm") or ""
-        key = TokenCache.key(realm, challenge.get("service"), scope)
-        cached = self._tokens.get(key, now=self.deadline.clock())
-        if cached is not None:
-            return cached.value
-        # Concurrent requests for one scope share one fetch; afterwards the cache decides.
-        return await self._token_flights.get(
-            key, lambda: self._fetch_token(host, challenge, scope, key, what), keep=False
-        )
-
-    async def _fetch_token(
-        self,
-        host: _Host,
-        challenge: Challenge,
-        scope: str,
-        key: tuple[str, str, str],
-        what: str,
-    ) -> str:
-        realm = challenge.get("realm") or ""
-        try:
-            url = httpx.URL(realm)
-        except (httpx.InvalidURL, TypeError):
-            raise RegistryAuthError(f"{what}: the registry names an invalid token realm") from None
-        if url.scheme not in ("http", "https") or not url.host:
-            raise RegistryAuthError(f"{what}: the token realm {realm!r} is not an http(s) URL")
-        if url.scheme == "http" and not (host.insecure or self._is_insecure(url.netloc.decode())):
-            raise RegistryAuthError(
-                f"{what}: the token realm {realm} is plain http",
-                hint="mark the registry insecure in the policy only for test registries",
-            )
-        params = {"scope": scope}
-        if challenge.get("service"):
-            params["service"] = challenge.get("service") or ""
-        url = url.copy_merge_params(params)
-        headers: dict[str, str] = {}
-        creds = self._credentials.get(host.name)
-        if creds is not None:
-            headers["Authorization"] = creds.basic_header()
-        self._stats.token_fetches += 1
-        self._stats.token_scopes.append(scope)
-        reply = await self._http.request(
-            "GET", url, headers=headers, max_bytes=MAX_TOKEN_BYTES, what=f"token for {what}"
-        )
-        if reply.status in (401, 403):
-            raise RegistryAuthError(
-                f"{what}: the token endpoint {url.host} refused "
-                + ("the configured credentials" if creds else "an anonymous request"),
-                found=reply.text_excerpt() or None,
-                hint=f"configure credentials for {host.name}",
-            )
-        if reply.status != 200:
-            raise RegistryResponseError(
-                f"{what}: the token endpoint answered HTTP {reply.status}",
-                found=reply.text_excerpt() or None,
-            )
-        token = parse_token_response(reply.body, realm=realm, now=self.deadline.clock())
-        self._tokens.put(key, token)
-        return token.value
+        return await self._auth.request(host, repository, url, send, what)
 
 
 def _value(value: V) -> Callable[[], Awaitable[V]]:
