@@ -89,7 +89,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--offline",
         action="store_true",
-        help="no network except the configured registries and git remotes",
+        help="accepted for compatibility; the gate is always offline in this sense: it "
+        "reaches only the registries and chart repositories the source names, never a "
+        "Sigstore/TUF service (trust roots come from files)",
     )
     p.add_argument(
         "--timeout",
