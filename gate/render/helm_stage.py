@@ -112,11 +112,67 @@ def is_remote_repository(repository: str) -> bool:
 # --- chart metadata --------------------------------------------------------------
 
 
+#: Fields helm reads from Chart.yaml / requirements.yaml (chart.Metadata) and from a
+#: dependency entry (chart.Dependency), by their JSON names.
+_METADATA_FIELDS = frozenset(
+    [
+        "name",
+        "home",
+        "sources",
+        "version",
+        "description",
+        "keywords",
+        "maintainers",
+        "icon",
+        "apiVersion",
+        "condition",
+        "tags",
+        "appVersion",
+        "deprecated",
+        "annotations",
+        "kubeVersion",
+        "dependencies",
+        "type",
+    ]
+)
+_DEPENDENCY_FIELDS = frozenset(
+    ["name", "version", "repository", "condition", "tags", "enabled", "import-values", "alias"]
+)
+
+
+def _check_spelling(doc: Mapping[str, Any], fields: frozenset[str], shown: str) -> None:
+    """Refuse a key that helm would read as one of ``fields`` under another spelling.
+
+    helm decodes chart metadata with Go's encoding/json, which matches keys
+    case-insensitively (with Unicode folding: ``Name``, ``NAME``, a long s for s).
+    Red-team: a vendored ``charts/aaa/Chart.yaml`` with ``Name: demo`` was a chart
+    named ``demo`` to helm and nameless here, so it was not replaced by the verified
+    ``demo`` archive and helm rendered it instead.
+    """
+    folded = {f.casefold(): f for f in fields}
+    for key in doc:
+        if isinstance(key, str) and key not in fields and key.casefold() in folded:
+            raise ManifestError(
+                f"{shown}: key {key!r} is read by helm as {folded[key.casefold()]!r}",
+                reason="invalid-chart",
+                found=key,
+                expected=folded[key.casefold()],
+                hint="spell chart metadata keys exactly as Helm documents them",
+            )
+
+
 def _load_metadata(data: bytes, shown: str) -> dict[str, Any]:
     docs = load_all(data, source=shown, max_bytes=_MAX_METADATA_BYTES)
     if len(docs) > 1:
         raise ManifestError(f"{shown}: more than one document", reason="invalid-chart")
-    return docs[0] if docs else {}
+    doc = docs[0] if docs else {}
+    if isinstance(doc, dict):
+        _check_spelling(doc, _METADATA_FIELDS, shown)
+        entries = doc.get("dependencies")
+        for entry in entries if isinstance(entries, list) else ():
+            if isinstance(entry, dict):
+                _check_spelling(entry, _DEPENDENCY_FIELDS, f"{shown} dependencies")
+    return doc
 
 
 def _dependencies_from(meta: Mapping[str, Any], shown: str) -> list[Dependency]:
