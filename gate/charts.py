@@ -495,6 +495,7 @@ class HelmChartVerifier:
                 version=fetched.version,
                 keys=keys,
                 threshold=rule.provenance.threshold,
+                now=ctx.now,
             )
         except Exception as exc:
             f.error(CHECK_PROVENANCE, subject, exc)

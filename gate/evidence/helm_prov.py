@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import hashlib
 import io
 import posixpath
@@ -475,18 +476,20 @@ def verify_provenance(
     version: str,
     keys: Mapping[str, str],
     threshold: int = 1,
+    now: dt.datetime | None = None,
 ) -> ProvenanceVerified:
     """Verify ``provenance`` for ``archive``, the chart ``name`` at ``version``.
 
     ``keys``: policy key name -> ASCII-armored PGP public key (the rule's
-    ``provenance.signers``; nothing else is trusted). Order of checks: format,
+    ``provenance.signers``; nothing else is trusted); ``now``: the time at which key
+    expiry and revocation are judged (the engine's clock; default gpg's). Order of checks: format,
     signature and signer, threshold, the signed hash of ``<name>-<version>.tgz``
     against the archive bytes, then the signed metadata and the archive's own
     ``Chart.yaml`` against ``name``/``version``. Raises a ``VerificationError``
     with the reason, or returns what held.
     """
     prov = parse_provenance(provenance)
-    with PgpKeyring(keys) as keyring:
+    with PgpKeyring(keys, now) as keyring:
         try:
             signer = keyring.verify(prov.signed_text, prov.signature)
         except UntrustedSignerError as e:

@@ -10,6 +10,8 @@ tools, so we run them, but under our rules:
   ``--status-fd`` lines (``VALIDSIG`` with the primary key fingerprint) and
   ssh-keygen's exit code. ssh-keygen prints "Good signature" for an expired key and
   exits 1; text parsing would have passed it;
+- PGP key expiry and revocation are judged at the engine's clock reading when the
+  caller gives it (``PgpKeyring(keys, now)``: gpg ``--faked-system-time <epoch>!``);
 - SSH key validity is judged at the gate's clock (``-Overify-time``), never at the
   committer date git would pass: the signer chooses that date, so a stolen, expired
   key could back-date its way in;
@@ -127,8 +129,11 @@ class PgpKeyring:
     ``--no-autostart``, so no agent is left behind.
     """
 
-    def __init__(self, keys: Mapping[str, str]) -> None:
+    def __init__(self, keys: Mapping[str, str], now: dt.datetime | None = None) -> None:
         self._keys = dict(keys)
+        #: The engine's single clock reading: key expiry and revocation are judged at
+        #: this time (gpg ``--faked-system-time``, frozen), not at gpg's own clock.
+        self._now = now
         self._home: Path | None = None
         #: primary fingerprint -> the policy key names it was imported under
         self.fingerprints: dict[str, set[str]] = {}
@@ -178,8 +183,14 @@ class PgpKeyring:
             raise RuntimeError("PgpKeyring used outside its context")
         sig_path = self._home / "signature.asc"
         sig_path.write_bytes(signature)
+        clock: tuple[str, ...] = ()
+        if self._now is not None:
+            # "<epoch>!" freezes gpg's clock at the engine's reading (gpg >= 2.1.19). The
+            # keys are imported at the real clock: a key is never "in the future" for the
+            # import, and a key created after ``now`` is unusable at ``now`` (ERRSIG: deny).
+            clock = ("--faked-system-time", f"{int(self._now.timestamp())}!")
         try:
-            result = self._gpg("--verify", str(sig_path), "-", stdin=payload)
+            result = self._gpg(*clock, "--verify", str(sig_path), "-", stdin=payload)
         finally:
             sig_path.unlink(missing_ok=True)
         return self._judge(result)

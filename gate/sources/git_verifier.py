@@ -150,7 +150,7 @@ class SignatureChecker:
             if not keys:
                 raise self._no_keys("PGP", sig)
             if self._pgp is None:
-                self._pgp = self._stack.enter_context(PgpKeyring(keys))
+                self._pgp = self._stack.enter_context(PgpKeyring(keys, now))
             pgp = self._pgp.verify(payload, sig.armored)
             return VerifiedSigner(pgp.primary_fingerprint, pgp.key_names, where)
         identities = self._identities()
