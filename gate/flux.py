@@ -188,17 +188,22 @@ def unpack_tar_gz(data: bytes, *, max_bytes: int = MAX_CONTENT_BYTES) -> dict[st
 
 
 def strip_credentials(url: str) -> str:
-    """A repository URL without ``user:password@`` (it goes into a public annotation)."""
+    """A repository URL without ``user:password@``, query or fragment (a public annotation).
+
+    Red-team: ``?access_token=…`` / ``?private_token=…`` in a clone URL went into the
+    published annotation as it was; an unparsable port (``https://u:p@h:x/``) raised
+    (exit 4 before verifying) and an unparsable host (``https://u:p@[h/``) kept its
+    password. The user info is cut at the last ``@`` of the authority without parsing
+    the rest; a URL that cannot be split at all is dropped (``""``: no annotation).
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
-        return url
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+        return ""
+    if not parts.netloc and not parts.query and not parts.fragment:
+        return url  # scp-like "git@host:path" or a local path: nothing to strip
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def flux_revision(name: str | None, commit: str | None, *, object_format: str = "sha1") -> str:
@@ -226,8 +231,9 @@ def flux_artifact(
     layer = Blob(pack_tar_gz({MANIFESTS_FILE: manifests.encode("utf-8")}), FLUX_CONTENT)
     config = Blob(b"{}", FLUX_CONFIG)
     annotations: dict[str, str] = {}
-    if source:
-        annotations[SOURCE_ANNOTATION] = strip_credentials(source)
+    shown = strip_credentials(source) if source else ""
+    if shown:
+        annotations[SOURCE_ANNOTATION] = shown
     if revision:
         annotations[REVISION_ANNOTATION] = revision
     if policy_digest:

@@ -207,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     signer = load_publish_signer(policy)  # before any verification work
     revision_annotation, origin = describe_revision(path, args.revision)
     given: str | None = args.source or origin
-    source = strip_credentials(given) if given else None
+    source = (strip_credentials(given) or None) if given else None
     request = GateRequest(
         source=SourceInfo(path=path, revision=args.revision, repo=source),
         values_files=tuple(Path(v) for v in args.values),
