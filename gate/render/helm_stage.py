@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import posixpath
 import re
 import shutil
 import stat
@@ -364,6 +365,20 @@ def _archive_files(data: bytes, shown: str) -> dict[str, bytes]:
                 inner = "/".join(parts[1:])
                 if not inner:
                     continue
+                # helm path.Clean()s the name (red-team: "charts/inner/./Chart.yaml" hid
+                # a subchart's remote dependencies from this inspection) and merges a
+                # repeated Chart.yaml into one (a first copy's dependencies survive a
+                # second one without): clean the same way, refuse repeated names.
+                inner = posixpath.normpath(inner)
+                if inner.startswith(("/", "../")) or inner in (".", ".."):
+                    raise ManifestError(
+                        f"{shown}: entry {member.name!r} leaves the chart",
+                        reason="chart-unreadable",
+                    )
+                if inner in files:
+                    raise ManifestError(
+                        f"{shown}: entry {inner!r} appears twice", reason="chart-unreadable"
+                    )
                 handle = tar.extractfile(member)
                 if handle is not None:
                     files[inner] = handle.read()
