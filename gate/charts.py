@@ -69,15 +69,14 @@ from gate.errors import (
     VerificationError,
 )
 from gate.evidence.helm_prov import (
-    MalformedChartError,
     check_archive_identity,
-    load_chart_yaml,
     read_chart_archive,
     verify_provenance,
 )
 from gate.policy.match import chart_rule_for
 from gate.policy.model import ChartRule, Key
 from gate.render.base import VerifiedChart
+from gate.render.chart_meta import read_chart_tree
 from gate.sources.charts import ChartRepositories, FetchedChart, oci_repo_name
 from gate.sources.registry import Deadline
 from gate.sources.trustroot import TrustRoot, lazy_policy_trust_root
@@ -92,9 +91,6 @@ CHECK_LOCK = "chart.lock"
 CHECK_PROVENANCE = "chart.provenance"
 CHECK_SIGNATURE = "chart.signature"
 DEFAULT_DEADLINE_S = 45.0
-MAX_SOURCE_FILE_BYTES = 1024 * 1024
-MAX_CHART_DEPTH = 8
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 _EXACT_VERSION = re.compile(
     r"v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
     r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
@@ -151,124 +147,32 @@ class Dependency:
         return f"{self.chart_url}:{self.exact_version or self.version}"
 
 
-def _read_source_file(path: Path) -> bytes | None:
-    if not path.is_file():
-        return None
-    with path.open("rb") as fh:
-        data = fh.read(MAX_SOURCE_FILE_BYTES + 1)
-    if len(data) > MAX_SOURCE_FILE_BYTES:
-        raise MalformedChartError(f"{path.name} is larger than {MAX_SOURCE_FILE_BYTES} bytes")
-    return data
-
-
-def _dependency_list(doc: Mapping[str, Any], what: str) -> list[Mapping[str, Any]]:
-    deps = doc.get("dependencies")
-    if deps is None:
-        return []
-    if not isinstance(deps, list) or not all(isinstance(d, dict) for d in deps):
-        raise MalformedChartError(f"{what}: 'dependencies' is not a list of mappings")
-    return deps
-
-
-def _text(entry: Mapping[str, Any], field: str, what: str, *, required: bool) -> str:
-    value = entry.get(field)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or (required and not value):
-        raise MalformedChartError(f"{what}: a dependency has no string {field!r}")
-    return value
-
-
 def read_dependencies(source_dir: Path) -> list[Dependency]:
     """The dependencies of the chart in ``source_dir`` (``[]`` when it is not a chart).
 
-    As Helm reads them, whatever the ``apiVersion``: ``Chart.yaml`` and
-    ``requirements.yaml``, pinned by ``Chart.lock`` / ``requirements.lock``. Local
-    subcharts (directories under ``charts/``, ``file://`` dependencies inside the
-    source) are read too, recursively: their remote dependencies are rendered as
-    well. Vendored archives are the renderer's to refuse.
+    Read by the reader the renderer uses too (``gate.render.chart_meta``: the
+    same refusals, depth limit and size caps): ``Chart.yaml`` and
+    ``requirements.yaml``, pinned by ``Chart.lock`` / ``requirements.lock``, of
+    the chart and, recursively, of its local subcharts (directories under
+    ``charts/``, ``file://`` dependencies inside the source): their remote
+    dependencies are rendered as well. Remote dependencies inside vendored
+    archives cannot be swapped; the renderer refuses them.
     """
-    root = source_dir.resolve()
+    tree = read_chart_tree(source_dir)
+    if tree is None:
+        return []
     out: list[Dependency] = []
-    _collect(root, root, out, set(), 0)
+    seen: set[Path] = set()
+    for chart in tree.charts():
+        if chart.path is None or chart.path in seen:
+            continue  # an archive, or a directory reached twice
+        seen.add(chart.path)
+        for declared in chart.dependencies:
+            dep = Dependency(declared.name, declared.version, declared.repository)
+            if chart.lock is not None and dep.kind not in ("local", "unresolvable"):
+                dep = _apply_lock(dep, chart.lock, chart.lock_shown)
+            out.append(dep)
     return out
-
-
-def _collect(
-    chart_dir: Path, root: Path, out: list[Dependency], seen: set[Path], depth: int
-) -> None:
-    if chart_dir in seen or depth > MAX_CHART_DEPTH:
-        return
-    seen.add(chart_dir)
-    prefix = "" if chart_dir == root else f"{chart_dir.relative_to(root).as_posix()}/"
-    deps = _chart_dependencies(chart_dir, prefix)
-    if deps is None:
-        return
-    out.extend(deps)
-    subdirs: list[Path] = []
-    charts = chart_dir / "charts"
-    if charts.is_dir():
-        subdirs += sorted(p for p in charts.iterdir() if p.is_dir())
-    subdirs += [
-        chart_dir / d.repository[len("file://") :]
-        for d in deps
-        if d.repository.startswith("file://")
-    ]
-    for sub in subdirs:
-        real = sub.resolve()
-        if (real == root or root in real.parents) and (real / "Chart.yaml").is_file():
-            _collect(real, root, out, seen, depth + 1)
-
-
-def _chart_dependencies(chart_dir: Path, prefix: str) -> list[Dependency] | None:
-    chart_bytes = _read_source_file(chart_dir / "Chart.yaml")
-    if chart_bytes is None:
-        return None
-    shown = f"{prefix}Chart.yaml"
-    declared = _entries(load_chart_yaml(chart_bytes, shown), shown)
-    req = _read_source_file(chart_dir / "requirements.yaml")
-    if req is not None:
-        shown = f"{prefix}requirements.yaml"
-        declared += _entries(load_chart_yaml_mapping(req, shown), shown)
-    lock: list[Mapping[str, Any]] | None = None
-    lock_shown = f"{prefix}Chart.lock"
-    for lock_name in ("Chart.lock", "requirements.lock"):
-        data = _read_source_file(chart_dir / lock_name)
-        if data is not None:
-            lock_shown = f"{prefix}{lock_name}"
-            entries = _dependency_list(load_chart_yaml_mapping(data, lock_shown), lock_shown)
-            lock = (lock or []) + entries
-    out: list[Dependency] = []
-    for declared_in, entry in declared:
-        name = _text(entry, "name", declared_in, required=True)
-        if not _NAME.fullmatch(name):
-            raise MalformedChartError(
-                f"{declared_in}: dependency name {name!r} is not a chart name"
-            )
-        version = _text(entry, "version", declared_in, required=False)
-        repository = _text(entry, "repository", declared_in, required=False).strip()
-        dep = Dependency(name, version, repository)
-        if lock is not None and dep.kind not in ("local", "unresolvable"):
-            dep = _apply_lock(dep, lock, lock_shown)
-        out.append(dep)
-    return out
-
-
-def _entries(doc: Mapping[str, Any], shown: str) -> list[tuple[str, Mapping[str, Any]]]:
-    return [(shown, e) for e in _dependency_list(doc, shown)]
-
-
-def load_chart_yaml_mapping(data: bytes, what: str) -> dict[str, Any]:
-    """A source YAML file (requirements.yaml, Chart.lock) as one strict mapping."""
-    from gate.yamlstrict import load_all
-
-    try:
-        docs = load_all(data, source=what, max_bytes=MAX_SOURCE_FILE_BYTES)
-    except GateError as e:
-        raise MalformedChartError(f"{what} is not valid YAML", found=e.message) from None
-    if len(docs) != 1:
-        raise MalformedChartError(f"{what} is not one YAML mapping")
-    return docs[0]
 
 
 def _apply_lock(dep: Dependency, lock: Sequence[Mapping[str, Any]], lock_name: str) -> Dependency:
@@ -332,8 +236,11 @@ class HelmChartVerifier:
             return ()  # rendered by kustomize, whose helmCharts stay disabled
         try:
             deps = read_dependencies(source)
-        except GateError as e:
-            ctx.findings.error(CHECK_POLICY, str(source / "Chart.yaml"), e)
+        except GateError:
+            # Refused by the shared reader (gate.render.chart_meta): nothing is fetched.
+            # The renderer reads the same source with the same reader first thing and
+            # refuses it with the same reason; the deny is reported once, by the render
+            # step (where helm would have read it).
             return ()
         remote: dict[tuple[str, str, str], Dependency] = {}
         for dep in deps:

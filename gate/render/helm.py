@@ -48,35 +48,36 @@ __all__ = ["HelmRenderer", "template_argv"]
 
 # helm's own rules: a release name is a DNS-1123 subdomain of at most 53
 # characters, a namespace a DNS-1123 label.
-_RELEASE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Matched with fullmatch: "$" would accept a trailing newline.
+_RELEASE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 # --api-versions is a comma-split list flag: an entry may not contain a comma.
-_API_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-/]*$")
-_KUBE_VERSION = re.compile(r"^v?[0-9]+(\.[0-9]+){0,2}([-+][0-9A-Za-z.\-+]*)?$")
+_API_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-/]*")
+_KUBE_VERSION = re.compile(r"v?[0-9]+(\.[0-9]+){0,2}([-+][0-9A-Za-z.\-+]*)?")
 _SOURCE_LINE = re.compile(rb"^# Source: (.+)$", re.MULTILINE)
 _ERROR_LINE = re.compile(r"line (\d+)")
 
 
 def _check_request(request: RenderRequest) -> None:
-    if len(request.release_name) > 53 or not _RELEASE_NAME.match(request.release_name):
+    if len(request.release_name) > 53 or not _RELEASE_NAME.fullmatch(request.release_name):
         raise UsageError(
             f"release name {request.release_name!r} is not a valid Helm release name",
             expected="a DNS-1123 subdomain of at most 53 characters",
         )
     if request.namespace is not None and (
-        len(request.namespace) > 63 or not _NAMESPACE.match(request.namespace)
+        len(request.namespace) > 63 or not _NAMESPACE.fullmatch(request.namespace)
     ):
         raise UsageError(
             f"namespace {request.namespace!r} is not a valid namespace name",
             expected="a DNS-1123 label",
         )
-    if request.kube_version is not None and not _KUBE_VERSION.match(request.kube_version):
+    if request.kube_version is not None and not _KUBE_VERSION.fullmatch(request.kube_version):
         raise UsageError(
             f"kube version {request.kube_version!r} is not a Kubernetes version",
             expected="for example 1.35.0 or v1.35.0",
         )
     for api_version in request.api_versions:
-        if not _API_VERSION.match(api_version):
+        if not _API_VERSION.fullmatch(api_version):
             raise UsageError(
                 f"API version {api_version!r} is not an API version",
                 expected="group/version, version or group/version/Kind",
