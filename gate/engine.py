@@ -136,6 +136,11 @@ class Context:
     request: GateRequest
     now: dt.datetime
     findings: Findings
+    #: Post-decision hook: actions a verifier registers (e.g. advancing the rollback
+    #: state) that the engine runs ONLY when the final decision is allow, after audit
+    #: mode, never on deny or error. An action that fails must record a failure (an
+    #: exception is one): the run is then not an allow and hands over no manifests.
+    on_allow: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
 
 
 class SourceVerifier(Protocol):
@@ -234,6 +239,12 @@ class Engine:
                 "the run stopped before any manifests were produced (see the warnings "
                 "above); nothing can be handed over, so this is a deny even in audit mode",
             )
+        if report.decision == "allow" and manifests is not None:
+            for check, action in ctx.on_allow:
+                with _guard(findings, check, str(request.source.path)):
+                    action()
+                if report.decision != "allow":
+                    break  # a failed action ends the allow: later ones must not run either
         report.total_ms = (time.monotonic() - started) * 1000
         if report.decision != "allow" or manifests is None:
             return GateResult(report, None)
