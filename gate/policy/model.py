@@ -122,11 +122,54 @@ class SignerSet(_Model):
         return self
 
 
+class GitRollback(_Model):
+    """``spec.source.git.rollback``: the last allowed revision per application, and how a
+    new one must relate to it (a signed old release is still signed: ADR 12).
+
+    ``descendant``: HEAD is the last allowed commit or descends from it. ``version``: the
+    release tag's version (``v1.2.3``, semver order) is not lower than the last allowed.
+    """
+
+    state: NonEmpty  # the SQLite state file; relative: beside the policy file
+    mode: Literal["descendant", "version"] = "descendant"
+
+    @field_validator("state")
+    @classmethod
+    def _state_is_a_file(cls, state: str) -> str:
+        # ":memory:" or an SQLite URI would keep nothing between runs: no protection at all.
+        if (
+            "://" in state
+            or state.startswith("file:")
+            or state == ":memory:"
+            or state.strip() != state
+            or state.endswith("/")
+        ):
+            raise ValueError(
+                f"rollback.state {state!r} must be the path of a state file (SQLite, created "
+                "on the first allow), not a URI, ':memory:' or a directory"
+            )
+        return state
+
+
 class GitSource(SignerSet):
     """``spec.source.git``: which Git signatures make a revision trusted."""
 
     require: Literal["commit", "tag", "tag-and-commit"] = "tag"
     tags: list[NonEmpty] = Field(default_factory=lambda: ["*"], min_length=1)
+    rollback: GitRollback | None = None
+
+    @model_validator(mode="after")
+    def _version_needs_tags(self) -> GitSource:
+        if (
+            self.rollback is not None
+            and self.rollback.mode == "version"
+            and self.require == "commit"
+        ):
+            raise ValueError(
+                "rollback mode 'version' reads the release tag's version: it needs "
+                "require: tag or tag-and-commit (or use mode: descendant)"
+            )
+        return self
 
 
 class Source(_Model):
