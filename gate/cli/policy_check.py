@@ -46,6 +46,19 @@ def describe(loaded: LoadedPolicy) -> str:
         out.append(
             f"git: require {git.require}, signed by {_signers(git)}, release tags {git.tags}"
         )
+        rb = git.rollback
+        out.append(
+            "rollback: no spec.source.git.rollback: NOT checked; an older signed release is "
+            "accepted again"
+            if rb is None
+            else f"rollback: {rb.mode}: "
+            + (
+                "HEAD must be the last allowed commit or descend from it"
+                if rb.mode == "descendant"
+                else "the release tag's version must not be lower than the last allowed"
+            )
+            + f" (per application; state {rb.state}, relative: beside the policy)"
+        )
     if not spec.charts:
         out.append("charts: no rules: any Helm chart is denied (no-policy)")
     for i, c in enumerate(spec.charts):

@@ -14,7 +14,14 @@ Checks, each reported as a finding (``check`` / ``reason``):
 - ``git.signers``: distinct policy keys across the applicable signatures reach the
   threshold (``threshold-not-met``);
 - ``git.tree``: the files on disk are exactly the signed commit's tree
-  (``tree-mismatch``, with the paths).
+  (``tree-mismatch``, with the paths);
+- ``git.rollback`` (``spec.source.git.rollback``, ADR 12): HEAD is the application's last
+  allowed commit or descends from it (``descendant``), or the release tag's version is not
+  lower than the last allowed one (``version``); reasons ``rollback``,
+  ``rollback-unverifiable`` (the last allowed commit is not in this ``.git``: shallow
+  clone or rewritten history), ``version-unparsable``, ``state-unavailable`` (exit 3).
+  The state is read before any signature is checked and advanced only after the engine's
+  final decision is allow (``Context.on_allow``), never in audit mode.
 
 Each tag and commit signature that verified is recorded for the VSA's
 ``inputAttestations`` (:func:`_record_input`).
@@ -25,12 +32,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from gate.errors import GateError, MissingEvidenceError, SourceError, VerificationError
 from gate.evidence.git import (
@@ -49,7 +57,8 @@ from gate.evidence.sigtools import (
     SshVerifier,
     UntrustedSignerError,
 )
-from gate.policy.model import GitSource, KeylessIdentity, Spec
+from gate.policy.loader import LoadedPolicy
+from gate.policy.model import GitRollback, GitSource, KeylessIdentity, Spec
 from gate.sources.git import (
     GitCheckout,
     GitMetadataMissingError,
@@ -58,12 +67,16 @@ from gate.sources.git import (
     worktree_files,
 )
 from gate.sources.trustroot import TrustRoot, load_trust_root, policy_trust_root_path
+from gate.state import AllowedRevision, ReleaseVersion, RollbackState, StateError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; gate.engine imports this module
-    from gate.engine import Context
+    from gate.engine import Context, SourceInfo
 
 _HEX = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 MAX_LISTED = 10
+#: Commits between the last allowed revision and HEAD that the rollback check reads and
+#: re-hashes; a longer path cannot be proven here (``rollback-unverifiable``).
+MAX_ANCESTRY_COMMITS = 50_000
 
 
 class TagError(VerificationError):
@@ -180,10 +193,16 @@ class GitSourceVerifier:
         except GitMetadataMissingError as e:
             f.error("git.metadata", str(source.path), e)
             return
+        # Rollback state: read BEFORE any verification, so that what this run compares
+        # against is what was allowed before it started.
+        rollback: _Rollback | None = None
+        if cfg.rollback is not None:
+            rollback = _Rollback.read(ctx, cfg.rollback, checkout)
         if not self._revision_is_head(ctx, checkout, head):
             return  # the files on disk are not the revision asked for: nothing to bind
         spec = ctx.policy.policy.spec
         signers: list[VerifiedSigner] = []
+        verified_tags: list[str] = []
         complete = True
         with SignatureChecker(
             spec,
@@ -193,12 +212,14 @@ class GitSourceVerifier:
             self.load_trust_root,
         ) as checker:
             if cfg.require in ("tag", "tag-and-commit"):
-                complete &= self._tags(ctx, cfg, checkout, head, checker, signers)
+                complete &= self._tags(ctx, cfg, checkout, head, checker, signers, verified_tags)
             if cfg.require in ("commit", "tag-and-commit"):
                 complete &= self._commit(ctx, checkout, head, checker, signers)
         if complete:
             self._threshold(ctx, cfg, head, signers)
         self._tree(ctx, checkout, head)
+        if rollback is not None:
+            rollback.check(ctx, checkout, head, verified_tags)
 
     # -- revision --------------------------------------------------------------------
 
@@ -249,6 +270,7 @@ class GitSourceVerifier:
         head: str,
         checker: SignatureChecker,
         signers: list[VerifiedSigner],
+        verified_tags: list[str],
     ) -> bool:
         f = ctx.findings
         refs = {r.name: r for r in checkout.tags()}
@@ -300,6 +322,7 @@ class GitSourceVerifier:
                 f"{'/'.join(sorted(signer.key_names))} ({signer.identity})",
             )
             signers.append(signer)
+            verified_tags.append(ref.name)
         for ref, err in bad:
             if good:
                 # Another release tag at HEAD verifies; this one is noise, not a deny.
@@ -503,3 +526,320 @@ class GitSourceVerifier:
             + "\n".join(lines)
             + "\n  to fix:   render a clean checkout of the signed revision",
         )
+
+
+# -- rollback (spec.source.git.rollback, ADR 12) ----------------------------------------
+
+
+def rollback_state_path(policy: LoadedPolicy, rollback: GitRollback) -> Path:
+    """``rollback.state``; a relative path is beside the policy file, never the cwd."""
+    path = Path(rollback.state)
+    return path if path.is_absolute() else Path(policy.path).parent / path
+
+
+def _public_url(url: str) -> str:
+    """A repository URL without user info, query or fragment (never store credentials)."""
+    if "://" not in url:
+        return url  # scp-like (git@host:path) or a path: no password can hide in it
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.split("://", 1)[0] + "://<unparsable>"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def application_key(source: SourceInfo, checkout_root: Path) -> str:
+    """The application whose last allowed revision is kept.
+
+    ``ARGOCD_APP_NAME`` when given (two apps from one repository are two keys); else the
+    repository URL with the app's path inside the checkout; else the app directory's
+    absolute path.
+    """
+    if source.app_name:
+        return f"argocd-app:{source.app_name}"
+    here = source.path.resolve()
+    if source.repo:
+        if source.app_path is not None:
+            rel = PurePosixPath(source.app_path)
+        else:
+            try:
+                rel = PurePosixPath(here.relative_to(checkout_root.resolve()).as_posix())
+            except ValueError:
+                rel = PurePosixPath(here.as_posix())
+        app_path = "/".join(p for p in rel.parts if p not in (".", "/"))
+        return f"repo:{_public_url(source.repo)}#{app_path}"
+    return f"path:{here}"
+
+
+def _release_tag(tags: Sequence[str]) -> tuple[str, ReleaseVersion | None] | None:
+    """The verified release tag at HEAD to record: the highest version, else the first."""
+    if not tags:
+        return None
+    versions = [(t, ReleaseVersion.parse(t)) for t in tags]
+    parsed = [(t, v) for t, v in versions if v is not None]
+    if parsed:
+        return max(parsed, key=lambda tv: tv[1])
+    return sorted(tags)[0], None
+
+
+@dataclass
+class _Rollback:
+    """One run's rollback check: the state as read before verification, then the verdict."""
+
+    config: GitRollback
+    state: RollbackState
+    key: str
+    previous: AllowedRevision | None
+
+    @classmethod
+    def read(cls, ctx: Context, config: GitRollback, checkout: GitCheckout) -> _Rollback | None:
+        key = application_key(ctx.request.source, checkout.root)
+        state = RollbackState(rollback_state_path(ctx.policy, config))
+        try:
+            previous = state.read(key)
+        except StateError as e:
+            # Could not decide (exit 3); never "no previous revision".
+            ctx.findings.error("git.rollback", key, e)
+            return None
+        return cls(config, state, key, previous)
+
+    # -- the verdict ---------------------------------------------------------------
+
+    def check(
+        self, ctx: Context, checkout: GitCheckout, head: str, verified_tags: Sequence[str]
+    ) -> None:
+        f = ctx.findings
+        audit = ctx.policy.policy.spec.mode == "audit"
+        if self.config.mode == "version":
+            if not verified_tags:
+                return  # no verified release tag: the tag check already denies this run
+            bad = sorted(t for t in verified_tags if ReleaseVersion.parse(t) is None)
+            if bad:
+                f.failed(
+                    "git.rollback",
+                    self.key,
+                    "version-unparsable",
+                    f"rollback mode 'version' needs a release version, and tag {bad[0]} is not "
+                    "one\n  expected: a tag such as v1.2.3 (v prefix optional; -pre and +build "
+                    "allowed)\n  to fix:   narrow spec.source.git.tags to versioned release tags, "
+                    "or use rollback mode 'descendant'",
+                )
+                return
+        picked = _release_tag(verified_tags)
+        tag, version = picked if picked is not None else (None, None)
+        new = AllowedRevision(
+            commit=head,
+            tag=tag,
+            version=str(version) if version is not None else None,
+            policy_digest=ctx.policy.digest,
+            recorded_at=ctx.now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        )
+        try:
+            verdict = self._judge(checkout, new, version)
+        except GateError as e:
+            f.error("git.rollback", self.key, e)
+            return
+        ok, reason, detail = verdict
+        if not ok:
+            f.failed("git.rollback", self.key, reason, detail)
+            return
+        if audit:
+            detail += "\n  (audit mode: the rollback state is not advanced)"
+        f.passed("git.rollback", self.key, reason, detail)
+        if not audit:
+            ctx.on_allow.append(("git.rollback", lambda: self._record(ctx, new)))
+
+    def _judge(
+        self, checkout: GitCheckout, new: AllowedRevision, version: ReleaseVersion | None
+    ) -> tuple[bool, str, str]:
+        """(passes, reason, detail)."""
+        prev = self.previous
+        now = f"new: {new.describe(when=False)}"
+        if prev is None:
+            return (
+                True,
+                "first-revision",
+                f"no revision was allowed for {self.key} before; this one becomes the "
+                f"baseline when the run allows\n  {now}",
+            )
+        last = f"last allowed: {prev.describe()}"
+        if self.config.mode == "version":
+            return self._judge_version(prev, new, version, last, now)
+        return self._judge_descent(checkout, prev, new, last, now)
+
+    def _judge_version(
+        self,
+        prev: AllowedRevision,
+        new: AllowedRevision,
+        version: ReleaseVersion | None,
+        last: str,
+        now: str,
+    ) -> tuple[bool, str, str]:
+        previous = ReleaseVersion.parse(prev.version) if prev.version is not None else None
+        if previous is None or version is None:
+            return (
+                False,
+                "rollback-unverifiable",
+                f"the last allowed revision has no release version to compare with "
+                f"(it was recorded by a policy without rollback mode 'version')\n  {last}\n  "
+                f"{now}\n  to fix:   an operator who accepts this revision resets the "
+                f"application's row in the state (ADR 12)",
+            )
+        if version < previous:
+            return (
+                False,
+                "rollback",
+                f"version {version} is lower than the last allowed version {previous}: a "
+                f"signed older release is being replayed\n  {last}\n  {now}\n  to fix:   "
+                "deploy a release at or above it; an operator who means to roll back resets "
+                "the application's row in the rollback state (ADR 12)",
+            )
+        if version == previous and new.commit != prev.commit:
+            return (
+                False,
+                "rollback",
+                f"version {version} was allowed at another commit: the same release version "
+                f"now names different content\n  {last}\n  {now}\n  to fix:   release a new "
+                "version instead of re-tagging one",
+            )
+        return (True, "version-not-lower", f"{last}\n  {now}")
+
+    def _judge_descent(
+        self,
+        checkout: GitCheckout,
+        prev: AllowedRevision,
+        new: AllowedRevision,
+        last: str,
+        now: str,
+    ) -> tuple[bool, str, str]:
+        old, head = prev.commit, new.commit
+        if old == head:
+            return (True, "same-revision", f"HEAD is the last allowed commit\n  {last}")
+        reset = (
+            "an operator who means to deploy this revision resets the application's row "
+            "in the rollback state (ADR 12)"
+        )
+        shallow = checkout.is_shallow()
+        if len(old) != len(head):
+            return (
+                False,
+                "rollback-unverifiable",
+                f"the last allowed commit is a {len(old) * 4}-bit id and this repository "
+                f"uses {len(head) * 4}-bit ids: it is another repository or a converted "
+                f"one, so descent cannot be proven\n  {last}\n  {now}\n  to fix:   {reset}",
+            )
+        got = checkout.read_objects([old]).get(old)
+        if got is None or got[0] != "commit":
+            why = (
+                "the repository is a SHALLOW clone and the commit lies beyond its depth"
+                if shallow
+                else "the repository is a full clone, so its history was rewritten "
+                "(force-push) or this is another repository"
+            )
+            return (
+                False,
+                "rollback-unverifiable",
+                f"the last allowed commit {old} is not in this .git: {why}; descent from it "
+                f"cannot be proven\n  {last}\n  {now}\n  to fix:   "
+                + ("fetch the full history (no depth) for this application" if shallow else reset),
+            )
+        if _descends(checkout, old, head):
+            return (
+                True,
+                "descends",
+                f"HEAD descends from the last allowed commit\n  {last}\n  {now}",
+            )
+        if _descends(checkout, head, old):
+            return (
+                False,
+                "rollback",
+                f"HEAD is an ANCESTOR of the last allowed commit: a signed older revision is "
+                f"being replayed\n  {last}\n  {now}\n  to fix:   deploy the last allowed "
+                f"release or a newer one; {reset}",
+            )
+        if shallow:
+            return (
+                False,
+                "rollback-unverifiable",
+                f"HEAD does not descend from the last allowed commit within this SHALLOW "
+                f"clone's history, which may be cut between them\n  {last}\n  {now}\n  "
+                "to fix:   fetch the full history (no depth) for this application",
+            )
+        return (
+            False,
+            "rollback",
+            f"HEAD does not descend from the last allowed commit: the history diverged "
+            f"or was rewritten (force-push)\n  {last}\n  {now}\n  to fix:   deploy a "
+            f"revision built on the last allowed one; {reset}",
+        )
+
+    # -- after the allow -------------------------------------------------------------
+
+    def _record(self, ctx: Context, new: AllowedRevision) -> None:
+        # A failure raises StateError: the engine records it (exit 3) and withholds the
+        # manifests; an allow whose state could not be advanced must not pass (ADR 12).
+        self.state.advance(self.key, self.previous, new)
+        ctx.findings.passed(
+            "git.rollback",
+            self.key,
+            "recorded",
+            f"{new.describe()} is now the last allowed revision ({self.state.path})",
+        )
+
+
+def _descends(checkout: GitCheckout, old: str, new: str) -> bool:
+    """Is ``old`` ``new`` or one of its ancestors? Judged over re-hashed commit objects.
+
+    Not ``git merge-base --is-ancestor`` alone: git takes parents from
+    ``.git/info/grafts`` and from commit-graph files, both plain files in the untrusted
+    ``.git`` (``--no-replace-objects`` does not turn grafts off), so a planted graft
+    makes an old signed commit "descend" from the last allowed one. git only proposes
+    the commits on the path (``rev-list --ancestry-path``); the parent links that prove
+    it are read from the objects themselves, each hash-checked by ``parse_commit``. A
+    graft can then only hide a path (a deny), never invent one.
+    """
+    if old == new:
+        return True
+    out = checkout.run(
+        "-c",
+        "core.commitGraph=false",
+        "rev-list",
+        "--ancestry-path",
+        f"--max-count={MAX_ANCESTRY_COMMITS + 1}",
+        "--end-of-options",
+        f"^{old}",
+        new,
+        "--",
+    )
+    path = out.decode("ascii", "replace").split()
+    if not path:
+        return False
+    if len(path) > MAX_ANCESTRY_COMMITS:
+        raise VerificationError(
+            f"more than {MAX_ANCESTRY_COMMITS} commits lie between the last allowed commit "
+            "and HEAD; the gate does not read that many to prove descent",
+            reason="rollback-unverifiable",
+            hint="an operator who accepts this revision resets the application's row in the "
+            "rollback state (ADR 12)",
+        )
+    on_path = set(path)
+    if new not in on_path:
+        return False
+    objects = checkout.read_objects(path)
+    parents: dict[str, tuple[str, ...]] = {}
+    for oid in path:
+        got = objects.get(oid)
+        if got is None or got[0] != "commit":
+            return False
+        parents[oid] = parse_commit(oid, got[1], checkout.fmt).parents
+    seen = {new}
+    todo = [new]
+    while todo:
+        for parent in parents[todo.pop()]:
+            if parent == old:
+                return True
+            if parent in on_path and parent not in seen:
+                seen.add(parent)
+                todo.append(parent)
+    return False
