@@ -66,6 +66,8 @@ def git_env() -> dict[str, str]:
         "GIT_TERMINAL_PROMPT": "0",
         "GIT_NO_REPLACE_OBJECTS": "1",
         "GIT_OPTIONAL_LOCKS": "0",  # never write to the untrusted repository
+        # .git/info/grafts rewrites parents like refs/replace does; point git at none.
+        "GIT_GRAFT_FILE": os.devnull,
         "LC_ALL": "C",
     }
 
@@ -137,6 +139,12 @@ class GitCheckout:
             "core.fsmonitor=false",
             "-c",
             f"core.hooksPath={os.devnull}",
+            # A commit-graph file is an untrusted cache of parents; a partial clone's
+            # promisor remote would make reading a missing object fetch it.
+            "-c",
+            "core.commitGraph=false",
+            "-c",
+            "protocol.allow=never",
             "-c",
             f"safe.directory={self.root}",
             "-c",
