@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from gate.cli.artifact import artifact_digest
 from gate.errors import UsageError, VerificationError
 from gate.evidence.attestations import (
     Material,
@@ -49,8 +49,6 @@ from gate.policy.model import KeylessIdentity
 from gate.sources.trustroot import load_trust_root
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
-_DIGEST = re.compile(r"(sha256|sha512):([0-9a-f]{64}|[0-9a-f]{128})")
-MAX_ARTIFACT_BYTES = 1024 * 1024 * 1024
 
 
 def add_parser(sub: Any) -> None:
@@ -89,19 +87,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--key", help="PEM public key (key-signed attestations, e.g. the gate's VSA)")
     p.add_argument("--format", choices=("text", "json"), default="text")
-
-
-def _digest(text: str, algorithm: str) -> str:
-    m = _DIGEST.fullmatch(text)
-    if m is not None:
-        return text
-    path = Path(text)
-    try:
-        if path.stat().st_size > MAX_ARTIFACT_BYTES:
-            raise UsageError(f"{path} is larger than 1 GiB; pass sha256:<hex> instead")
-        return f"{algorithm}:" + hashlib.new(algorithm, path.read_bytes()).hexdigest()
-    except OSError as e:
-        raise UsageError(f"cannot read the artifact {path}: {e.strerror or e}") from e
 
 
 def _github_uri(value: str) -> str:
@@ -150,7 +135,7 @@ def _check_claims(args: argparse.Namespace, ident: CertificateIdentity) -> None:
 
 
 def verify(args: argparse.Namespace) -> tuple[Statement, VerifiedEnvelope]:
-    digest = _digest(args.artifact, args.digest_alg)
+    digest = artifact_digest(args.artifact, args.digest_alg, accept=("sha256", "sha512"))
     try:
         data = Path(args.bundle).read_bytes()
     except OSError as e:

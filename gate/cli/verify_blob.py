@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gate.cli.artifact import given_digest, read_artifact
 from gate.errors import UsageError, VerificationError
 from gate.evidence.attestations import Material, PolicySigner, verify_envelope
 from gate.evidence.bundle import (
@@ -32,9 +33,6 @@ from gate.evidence.bundle import (
 from gate.evidence.cosign import load_policy_key
 from gate.policy.model import KeylessIdentity
 from gate.sources.trustroot import load_trust_root
-
-_DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
-MAX_ARTIFACT_BYTES = 1024 * 1024 * 1024
 
 
 def add_parser(sub: Any) -> None:
@@ -54,16 +52,10 @@ def add_parser(sub: Any) -> None:
 
 
 def _artifact(text: str) -> Artifact:
-    m = _DIGEST.fullmatch(text)
-    if m is not None:
-        return Artifact(bytes.fromhex(m.group(1)))
-    path = Path(text)
-    try:
-        if path.stat().st_size > MAX_ARTIFACT_BYTES:
-            raise UsageError(f"{path} is larger than 1 GiB; pass sha256:<hex> instead")
-        return Artifact.of(path.read_bytes())
-    except OSError as e:
-        raise UsageError(f"cannot read the artifact {path}: {e.strerror or e}") from e
+    given = given_digest(text)
+    if given is not None:
+        return Artifact(bytes.fromhex(given[1]))
+    return Artifact.of(read_artifact(text))
 
 
 def _identity(args: argparse.Namespace) -> KeylessIdentity:

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from gate.cli.artifact import artifact_digest
 from gate.errors import UsageError, VerificationError
 from gate.evidence.attestations import PolicySigner, read_material_file, verify_envelope
 from gate.evidence.slsa import TRUSTED_GITHUB_BUILDERS, Provenance, verify_provenance
@@ -45,8 +44,6 @@ from gate.policy.model import KeylessIdentity, SlsaRequirements
 from gate.sources.trustroot import load_trust_root
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
-_DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
-MAX_ARTIFACT_BYTES = 1024 * 1024 * 1024
 #: When no line verifies, the most specific failure explains it best.
 _RANK = (
     "untrusted-builder",
@@ -94,23 +91,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--build-type", action="append", help="allowed buildType (repeatable)")
     p.add_argument("--print-provenance", action="store_true", help="print the statement to stdout")
     p.add_argument("--trusted-root", help="Sigstore trusted_root.json (default: public good)")
-
-
-def artifact_digest(text: str) -> str:
-    m = _DIGEST.fullmatch(text)
-    if m is not None:
-        return text
-    path = Path(text)
-    try:
-        if path.stat().st_size > MAX_ARTIFACT_BYTES:
-            raise UsageError(f"{path} is larger than 1 GiB; pass sha256:<hex> instead")
-        h = hashlib.sha256()
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    except OSError as e:
-        raise UsageError(f"cannot read the artifact {path}: {e.strerror or e}") from e
-    return "sha256:" + h.hexdigest()
 
 
 def _rank(reason: str) -> int:
